@@ -1,0 +1,27 @@
+# The vmgenid device for QEMU: see README.md.
+#   make        fetch QEMU's Debian source, prepare the tree, build
+#   make demo   boot a Linux guest and show its view of the generation ID
+#   make check  every test
+
+H := bash harness
+
+.PHONY: all deps fetch prepare build demo check clean
+all: build
+
+deps:
+	$(H)/timed.sh deps $(H)/deps.sh
+fetch: deps
+	$(H)/timed.sh fetch $(H)/fetch.sh
+prepare: fetch
+	$(H)/timed.sh prepare $(H)/prepare.sh
+build: prepare
+	$(H)/timed.sh build $(H)/build.sh
+demo: build
+	$(H)/timed.sh demo $(H)/demo.sh
+check: build
+	$(H)/timed.sh check $(H)/check.sh
+
+# Keeps build/dl (the download) and ccache; everything else is rebuilt.
+clean:
+	rm -rf build/src build/edit build/qemu build/stripped* build/guest \
+	       build/qemu-system-x86_64 build/qemu-img

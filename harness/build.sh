@@ -1,0 +1,75 @@
+#!/bin/bash
+# Configure (once, or when the options below change) and build the x86_64
+# emulator, qemu-img and the qtests we run, then link them into build/.
+. "$(dirname "$0")/common.sh"
+
+# tree, build folder, link prefix: several trees are built the same way.
+TREE=${1:-$SRC}
+OUT=${2:-$OBJ}
+LINKS=${3:-$BUILD}
+
+# Debian's firmware packages, searched in this order (as Debian's qemu does).
+FIRMWARE_DIRS=(/usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu)
+
+CONFIGURE_ARGS=(
+    --prefix=/usr
+    --target-list=x86_64-softmmu
+    --enable-tcg --enable-kvm
+    --disable-modules          # never load a system QEMU's modules
+    --disable-install-blobs    # Debian ships no prebuilt ROMs in its source
+    --disable-docs --disable-rust --disable-download
+    --disable-gtk --disable-sdl --disable-opengl --disable-vnc
+    --disable-xen --disable-spice
+    "--firmwarepath=$(IFS=:; echo "${FIRMWARE_DIRS[*]}")"
+    --python=/usr/bin/python3  # Debian's python, which sees Debian's meson
+)
+
+TARGETS=(qemu-system-x86_64 qemu-img)
+
+# What configure saw: a new 32-bit x86 compiler, say, means configuring again.
+configure_stamp() {
+    printf '%s\n' "${CONFIGURE_ARGS[@]}"
+    i686-linux-gnu-gcc --version 2>/dev/null | head -n 1
+}
+
+configure() {
+    mkdir -p "$OUT"
+    (cd "$OUT" && "$TREE/configure" "${CONFIGURE_ARGS[@]}" >configure.log 2>&1) || {
+        tail -n 20 "$OUT/configure.log" >&2
+        die "configure failed; the whole log is $OUT/configure.log"
+    }
+    [ -f "$OUT/pc-bios/optionrom/config.mak" ] ||
+        die "configure found no 32-bit x86 compiler for the option ROMs: run 'make deps'"
+    configure_stamp > "$OUT/harness-configure-args"
+}
+
+# A QEMU started from its build folder looks for firmware under
+# qemu-bundle/<firmwarepath>. qemu-bundle/usr/share/qemu is the build's own
+# data folder, which gets the option ROMs we built; the other folders point
+# at Debian's packages.
+link_firmware() {
+    local dir rom
+    for dir in "${FIRMWARE_DIRS[@]:1}"; do
+        mkdir -p "$OUT/qemu-bundle$(dirname "$dir")"
+        ln -sfn "$dir" "$OUT/qemu-bundle$dir"
+    done
+    for rom in "$OUT"/pc-bios/optionrom/*.bin; do
+        ln -sfn "$rom" "$OUT/qemu-bundle${FIRMWARE_DIRS[0]}/"
+    done
+}
+
+if ! [ -f "$OUT/build.ninja" ] ||
+   ! configure_stamp | cmp -s - "$OUT/harness-configure-args"; then
+    phase configure configure
+fi
+
+qtests=$(cd "$TREE/tests/qtest" && ls vmgenid*-test.c 2>/dev/null | sed 's|\.c$||;s|^|tests/qtest/|') || true
+# shellcheck disable=SC2086
+phase compile ninja -C "$OUT" "${TARGETS[@]}" $qtests
+# linuxboot_dma.bin (for -kernel), kvmvapic.bin, ...: built by make, not ninja.
+phase "option ROMs" make -s -C "$OUT" pc-bios/optionrom/all
+link_firmware
+for t in "${TARGETS[@]}"; do
+    ln -sfn "$OUT/$t" "$LINKS/$t"
+done
+echo "built $LINKS/qemu-system-x86_64"

@@ -1,0 +1,46 @@
+# Shared settings for the harness scripts; sourced, never run.
+# shellcheck shell=bash
+
+# The one place that names the QEMU release we build on (Debian source version).
+QEMU_DEB_VERSION='1:10.2.2+ds-1'
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=$ROOT/build
+DL=$BUILD/dl                 # apt-get source download, reused across runs
+SRC=$BUILD/src               # prepared QEMU tree (git: pristine, stripped, ours)
+OBJ=$BUILD/qemu              # meson build folder for $SRC
+OVERLAY=$ROOT/qemu/overlay   # the files we own, at their QEMU paths
+PATCHES=$ROOT/qemu/patches   # our changes to upstream files, listed in series
+STRIP=$ROOT/qemu/strip       # how upstream's vmgenid is removed
+ACCEL=${ACCEL:-tcg}          # KVM only when asked: ACCEL=kvm
+
+export DEBIAN_FRONTEND=noninteractive
+export LC_ALL=C.UTF-8
+
+# ccache when installed; hashes ignore the folder so sibling builds share it.
+if [ -d /usr/lib/ccache ]; then
+    export PATH=/usr/lib/ccache:$PATH
+    export CCACHE_BASEDIR=$BUILD CCACHE_NOHASHDIR=1
+fi
+
+die() { echo "error: $*" >&2; exit 1; }
+
+# phase NAME CMD...: run CMD and report how long it took.
+phase() {
+    local name=$1 start=$SECONDS
+    shift
+    echo "== $name"
+    "$@"
+    echo "== $name: $((SECONDS - start)) s"
+}
+
+# git in the prepared tree, with a fixed identity so commits are reproducible.
+tgit() {
+    GIT_AUTHOR_NAME=harness GIT_AUTHOR_EMAIL=harness@localhost \
+    GIT_COMMITTER_NAME=harness GIT_COMMITTER_EMAIL=harness@localhost \
+    GIT_AUTHOR_DATE='2000-01-01T00:00:00Z' \
+    GIT_COMMITTER_DATE='2000-01-01T00:00:00Z' \
+        git -C "${TREE:-$SRC}" "$@"
+}
