@@ -1,0 +1,46 @@
+/*
+ * VM Generation ID device
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_ACPI_VMGENID_H
+#define HW_ACPI_VMGENID_H
+
+#include "hw/acpi/bios-linker-loader.h"
+#include "hw/sysbus.h"
+#include "qemu/uuid.h"
+#include "qom/object.h"
+
+#define TYPE_VMGENID "vmgenid"
+
+/*
+ * The guest ABI, shared with firmware and existing guests: the firmware
+ * allocates a page for VMGENID_GUID_FW_CFG_FILE and tells QEMU where through
+ * VMGENID_ADDR_FW_CFG_FILE. The GUID sits VMGENID_GUID_OFFSET bytes into the
+ * page, behind room for OVMF's ACPI table header probe.
+ */
+#define VMGENID_GUID_FW_CFG_FILE "etc/vmgenid_guid"
+#define VMGENID_ADDR_FW_CFG_FILE "etc/vmgenid_addr"
+#define VMGENID_FW_CFG_SIZE      4096
+#define VMGENID_GUID_OFFSET      40
+
+OBJECT_DECLARE_SIMPLE_TYPE(VmGenIdState, VMGENID)
+
+struct VmGenIdState {
+    SysBusDevice parent_obj;
+
+    QemuUUID guid;          /* current generation ID, as the user writes it */
+    bool guid_auto;         /* QEMU draws the value ("guid=auto") */
+    GArray *page;           /* contents of VMGENID_GUID_FW_CFG_FILE */
+    uint8_t addr_le[8];     /* VMGENID_ADDR_FW_CFG_FILE, little endian */
+};
+
+/* The device, or NULL when the machine has none. */
+VmGenIdState *vmgenid_find(void);
+
+/* Append the device's SSDT and its linker/loader commands. */
+void vmgenid_build_acpi(VmGenIdState *s, GArray *table_data,
+                        BIOSLinker *linker, const char *oem_id);
+
+#endif
