@@ -1,0 +1,118 @@
+#!/bin/bash
+# make check: every test suite, each reporting PASS/FAIL lines, then one
+# summary line "N passed, N failed[, N skipped]". Exits non-zero on failure.
+. "$(dirname "$0")/common.sh"
+
+PASSED=0 FAILED=0 SKIPPED=0
+LOGS=$BUILD/check-logs
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
+
+pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+skip() { SKIPPED=$((SKIPPED + 1)); echo "SKIP: $*"; }
+
+# check NAME CMD...: one test that passes when CMD succeeds.
+check() {
+    local name=$1 log
+    shift
+    log=$LOGS/$(echo "$name" | tr -c 'A-Za-z0-9_.-' _).log
+    if "$@" >"$log" 2>&1; then
+        pass "$name"
+    else
+        fail "$name (log: ${log#"$ROOT"/})"
+        sed 's/^/    /' "$log" | tail -n 20
+    fi
+}
+
+# tap NAME CMD...: run a program that prints TAP and count its tests.
+tap() {
+    local name=$1 log line
+    shift
+    log=$LOGS/$name.log
+    "$@" >"$log" 2>&1 && local rc=0 || local rc=$?
+    local seen=0
+    while IFS= read -r line; do
+        case $line in
+            "ok "*"# SKIP"*|"ok "*"# skip"*) skip "$name: ${line#ok }"; seen=1 ;;
+            "ok "*) pass "$name: ${line#ok }"; seen=1 ;;
+            "not ok "*) fail "$name: ${line#not ok }"; seen=1 ;;
+            "1..0"*) skip "$name: ${line#1..0 }"; seen=1 ;;
+        esac
+    done < "$log"
+    if [ "$rc" != 0 ] || [ "$seen" = 0 ]; then
+        fail "$name exited with status $rc (log: ${log#"$ROOT"/})"
+        grep -v '^ok ' "$log" | tail -n 30 | sed 's/^/    /'
+    fi
+}
+
+# --- 1. the stripped base builds alone and has no trace of vmgenid
+STRIPPED=$BUILD/stripped
+stripped_qemu() {
+    "$STRIPPED/qemu-system-x86_64" -display none -accel qtest "$@"
+}
+no_device() {
+    ! stripped_qemu -M none -device help | grep -w vmgenid &&
+    stripped_qemu -M pc -device vmgenid 2>&1 |
+        grep -F "'vmgenid' is not a valid device model name"
+}
+no_command() {
+    local out
+    out=$(printf '%s\n' '{"execute":"qmp_capabilities"}' \
+              '{"execute":"query-commands"}' '{"execute":"quit"}' |
+          stripped_qemu -M none -qmp stdio)
+    echo "$out" | grep -q '"query-status"' &&
+        ! echo "$out" | grep -q 'vm-generation-id'
+}
+suite_stripped() {
+    if [ -d "$STRIPPED/src" ]; then
+        git -C "$STRIPPED/src" checkout -q -f --detach stripped
+    else
+        mkdir -p "$STRIPPED"
+        git -C "$SRC" worktree add -q -f --detach "$STRIPPED/src" stripped
+    fi
+    check "stripped base builds" \
+        bash "$ROOT/harness/build.sh" "$STRIPPED/src" "$STRIPPED/qemu" "$STRIPPED"
+    check "stripped base has no vmgenid device" no_device
+    check "stripped base has no query-vm-generation-id" no_command
+    check "stripped tree has no upstream vmgenid file" \
+        bash -c "! git -C '$STRIPPED/src' ls-files | grep -i vmgenid"
+}
+
+# --- 2. the prepared tree differs from the stripped base only by our work
+owned_and_patched() {
+    local want got
+    want=$( (cd "$OVERLAY" && find . -type f | sed 's|^\./||';
+             cat "$PATCHES"/*.patch | sed -n 's|^+++ b/||p') | sort -u)
+    got=$(git -C "$SRC" diff --name-only stripped ours | sort -u)
+    [ "$want" = "$got" ] || { diff <(echo "$want") <(echo "$got"); return 1; }
+}
+suite_tree() {
+    check "tree: stripped..ours is exactly overlay + patches" owned_and_patched
+}
+
+# --- 3. the device's qtests
+suite_qtest() {
+    tap qtest-vmgenid env QTEST_QEMU_BINARY=./qemu-system-x86_64 \
+        QTEST_QEMU_IMG=./qemu-img G_TEST_SRCDIR="$SRC/tests/qtest" \
+        bash -c "cd '$OBJ' && exec tests/qtest/vmgenid-test --tap -k"
+}
+
+# --- 4. QEMU's coding style on every C file we own
+suite_style() {
+    local f
+    for f in $(cd "$OVERLAY" && find . -name '*.[ch]' | sed 's|^\./||' | sort); do
+        check "checkpatch $f" \
+            "$SRC/scripts/checkpatch.pl" --no-tree --strict -f "$SRC/$f"
+    done
+}
+
+phase "suite: stripped base" suite_stripped
+phase "suite: tree" suite_tree
+phase "suite: qtest" suite_qtest
+phase "suite: style" suite_style
+
+summary="$PASSED passed, $FAILED failed"
+[ "$SKIPPED" = 0 ] || summary="$summary, $SKIPPED skipped"
+echo "$summary"
+[ "$FAILED" = 0 ]
