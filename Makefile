@@ -24,4 +24,5 @@ check: build
 # Keeps build/dl (the download) and ccache; everything else is rebuilt.
 clean:
 	rm -rf build/src build/edit build/qemu build/stripped* build/guest \
+	       build/vm build/demo build/check-logs \
 	       build/qemu-system-x86_64 build/qemu-img
