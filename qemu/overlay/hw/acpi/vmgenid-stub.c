@@ -13,3 +13,8 @@ GuidInfo *qmp_query_vm_generation_id(Error **errp)
     error_setg(errp, "this QEMU has no vmgenid device");
     return NULL;
 }
+
+void qmp_set_vm_generation_id(const char *guid, Error **errp)
+{
+    error_setg(errp, "this QEMU has no vmgenid device");
+}

@@ -11,6 +11,7 @@
 #include "qemu/osdep.h"
 #include "qapi/error.h"
 #include "qapi/qapi-commands-machine.h"
+#include "qapi/qapi-events-machine.h"
 #include "qemu/bswap.h"
 #include "qemu/log.h"
 #include "qemu/module.h"
@@ -19,8 +20,10 @@
 #include "hw/acpi/vmgenid.h"
 #include "hw/boards.h"
 #include "hw/nvram/fw_cfg.h"
+#include "hw/qdev-properties.h"
 #include "migration/vmstate.h"
 #include "system/address-spaces.h"
+#include "system/runstate.h"
 #include "trace.h"
 
 VmGenIdState *vmgenid_find(void)
@@ -186,6 +189,28 @@ static void vmgenid_notify_guest(VmGenIdState *s)
     acpi_send_event(DEVICE(acpi), ACPI_VMGENID_CHANGE_STATUS);
 }
 
+/*
+ * Make @guid the generation ID. The guest's page is rewritten in any case
+ * (the guest may have scribbled on it); the guest is notified, and the
+ * change reported, only when the value changes or @force says the guest may
+ * have seen another one.
+ */
+static void vmgenid_change(VmGenIdState *s, const QemuUUID *guid,
+                           VmGenerationIdReason reason, bool force)
+{
+    bool changed = force || !qemu_uuid_is_equal(&s->guid, guid);
+    g_autofree char *text = NULL;
+
+    s->guid = *guid;
+    vmgenid_update_page(s);
+    vmgenid_write_guest(s);
+    if (changed) {
+        vmgenid_notify_guest(s);
+        text = qemu_uuid_unparse_strdup(&s->guid);
+        qapi_event_send_vm_generation_id_changed(text, reason);
+    }
+}
+
 /* fw_cfg write callback: the firmware reports where it put the page. */
 static void vmgenid_addr_written(void *opaque, off_t start, size_t len)
 {
@@ -196,28 +221,100 @@ static void vmgenid_addr_written(void *opaque, off_t start, size_t len)
     vmgenid_write_guest(s);
 }
 
+static int vmgenid_pre_save(void *opaque)
+{
+    VmGenIdState *s = opaque;
+
+    s->stream_guid = s->guid;
+    return 0;
+}
+
+static int vmgenid_pre_load(void *opaque)
+{
+    VmGenIdState *s = opaque;
+
+    s->stream_has_guid = false;
+    return 0;
+}
+
 /*
- * After an incoming migration or loadvm the page may hold whatever the
- * saved guest had: write the current GUID and tell the guest.
+ * A state is being loaded, and with it the page as the saved guest had it.
+ * A live migration continues the same generation; a snapshot load runs the
+ * guest again from an earlier state, which "auto" answers with a new GUID.
+ * QEMU cannot tell a restore from a file from a live migration: management
+ * that wants a new generation there passes a new guid= or sets one.
  */
 static int vmgenid_post_load(void *opaque, int version_id)
 {
     VmGenIdState *s = opaque;
+    bool incoming = runstate_check(RUN_STATE_INMIGRATE);
+    QemuUUID guid = s->guid;
 
-    vmgenid_write_guest(s);
-    vmgenid_notify_guest(s);
+    if (s->stream_has_guid) {
+        /* What the guest saw: compare with it, and keep it if ours is auto. */
+        if (s->guid_auto && incoming) {
+            guid = s->stream_guid;
+        }
+        s->guid = s->stream_guid;
+    }
+    if (s->guid_auto && !incoming) {
+        qemu_uuid_generate(&guid);
+    }
+    /* Without the GUID in the stream, assume the guest saw another one. */
+    vmgenid_change(s, &guid,
+                   incoming ? VM_GENERATION_ID_REASON_MIGRATION
+                            : VM_GENERATION_ID_REASON_SNAPSHOT_LOAD,
+                   !s->stream_has_guid);
     return 0;
 }
+
+static bool vmgenid_guid_needed(void *opaque)
+{
+    VmGenIdState *s = opaque;
+
+    return s->migrate_guid;
+}
+
+static int vmgenid_guid_post_load(void *opaque, int version_id)
+{
+    VmGenIdState *s = opaque;
+
+    s->stream_has_guid = true;
+    return 0;
+}
+
+/*
+ * The GUID the guest has, so that the destination keeps it where it should
+ * and notifies the guest only of a real change. QEMU 10.2 and older do not
+ * know this subsection: migrate to them with migrate-guid=off.
+ */
+static const VMStateDescription vmstate_vmgenid_guid = {
+    .name = TYPE_VMGENID "/guid",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = vmgenid_guid_needed,
+    .post_load = vmgenid_guid_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT8_ARRAY(stream_guid.data, VmGenIdState, sizeof(QemuUUID)),
+        VMSTATE_END_OF_LIST()
+    },
+};
 
 /* Byte for byte the section upstream QEMU uses, so either can migrate. */
 static const VMStateDescription vmstate_vmgenid = {
     .name = TYPE_VMGENID,
     .version_id = 1,
     .minimum_version_id = 1,
+    .pre_save = vmgenid_pre_save,
+    .pre_load = vmgenid_pre_load,
     .post_load = vmgenid_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_UINT8_ARRAY(addr_le, VmGenIdState, sizeof(uint64_t)),
         VMSTATE_END_OF_LIST()
+    },
+    .subsections = (const VMStateDescription * const []) {
+        &vmstate_vmgenid_guid,
+        NULL
     },
 };
 
@@ -267,15 +364,29 @@ static char *vmgenid_get_guid(Object *obj, Error **errp)
     return qemu_uuid_unparse_strdup(&VMGENID(obj)->guid);
 }
 
+/*
+ * Before realize this sets the policy: a fixed GUID or "auto". Afterwards
+ * it is set-vm-generation-id: a new value, "auto" drawing a random one.
+ */
 static void vmgenid_set_guid(Object *obj, const char *value, Error **errp)
 {
     VmGenIdState *s = VMGENID(obj);
+    QemuUUID guid;
+    bool is_auto;
 
-    if (DEVICE(obj)->realized) {
-        error_setg(errp, "'guid' of a running %s cannot be set", TYPE_VMGENID);
+    if (!DEVICE(obj)->realized) {
+        vmgenid_parse_guid(value, &s->guid, &s->guid_auto, errp);
         return;
     }
-    vmgenid_parse_guid(value, &s->guid, &s->guid_auto, errp);
+    if (runstate_check(RUN_STATE_INMIGRATE)) {
+        /* The incoming state would overwrite it: set it afterwards. */
+        error_setg(errp, "the generation ID cannot be set during an incoming"
+                   " migration");
+        return;
+    }
+    if (vmgenid_parse_guid(value, &guid, &is_auto, errp)) {
+        vmgenid_change(s, &guid, VM_GENERATION_ID_REASON_SET, false);
+    }
 }
 
 /*
@@ -344,12 +455,17 @@ static void vmgenid_instance_init(Object *obj)
     s->guid_auto = true;
 }
 
+static const Property vmgenid_properties[] = {
+    DEFINE_PROP_BOOL("migrate-guid", VmGenIdState, migrate_guid, true),
+};
+
 static void vmgenid_class_init(ObjectClass *klass, const void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(klass);
     ResettableClass *rc = RESETTABLE_CLASS(klass);
 
     dc->desc = "VM Generation ID";
+    device_class_set_props(dc, vmgenid_properties);
     dc->realize = vmgenid_realize;
     dc->vmsd = &vmstate_vmgenid;
     rc->phases.hold = vmgenid_reset_hold;
@@ -388,4 +504,15 @@ GuidInfo *qmp_query_vm_generation_id(Error **errp)
     info = g_new0(GuidInfo, 1);
     info->guid = qemu_uuid_unparse_strdup(&s->guid);
     return info;
+}
+
+void qmp_set_vm_generation_id(const char *guid, Error **errp)
+{
+    VmGenIdState *s = vmgenid_find();
+
+    if (!s) {
+        error_setg(errp, "there is no %s device", TYPE_VMGENID);
+        return;
+    }
+    object_property_set_str(OBJECT(s), "guid", guid, errp);
 }

@@ -32,8 +32,13 @@ struct VmGenIdState {
 
     QemuUUID guid;          /* current generation ID, as the user writes it */
     bool guid_auto;         /* QEMU draws the value ("guid=auto") */
+    bool migrate_guid;      /* send the GUID in the migration stream */
     GArray *page;           /* contents of VMGENID_GUID_FW_CFG_FILE */
     uint8_t addr_le[8];     /* VMGENID_ADDR_FW_CFG_FILE, little endian */
+
+    /* The GUID in the migration stream, and whether the stream had it. */
+    QemuUUID stream_guid;
+    bool stream_has_guid;
 };
 
 /* The device, or NULL when the machine has none. */
