@@ -46,6 +46,20 @@ tap() {
     fi
 }
 
+# Build another step of the prepared tree (stripped, or pristine: upstream
+# QEMU with its own vmgenid) in build/NAME, sharing ccache with ours.
+build_step() {
+    local name=$1 tag=$2 dir=$BUILD/$1
+    if [ -d "$dir/src" ]; then
+        git -C "$dir/src" checkout -q -f --detach "$tag"
+    else
+        mkdir -p "$dir"
+        git -C "$SRC" worktree add -q -f --detach "$dir/src" "$tag"
+    fi
+    check "$name QEMU builds" \
+        bash "$ROOT/harness/build.sh" "$dir/src" "$dir/qemu" "$dir"
+}
+
 # --- 1. the stripped base builds alone and has no trace of vmgenid
 STRIPPED=$BUILD/stripped
 stripped_qemu() {
@@ -65,14 +79,7 @@ no_command() {
         ! echo "$out" | grep -q 'vm-generation-id'
 }
 suite_stripped() {
-    if [ -d "$STRIPPED/src" ]; then
-        git -C "$STRIPPED/src" checkout -q -f --detach stripped
-    else
-        mkdir -p "$STRIPPED"
-        git -C "$SRC" worktree add -q -f --detach "$STRIPPED/src" stripped
-    fi
-    check "stripped base builds" \
-        bash "$ROOT/harness/build.sh" "$STRIPPED/src" "$STRIPPED/qemu" "$STRIPPED"
+    build_step stripped stripped
     check "stripped base has no vmgenid device" no_device
     check "stripped base has no query-vm-generation-id" no_command
     check "stripped tree has no upstream vmgenid file" \
@@ -91,11 +98,13 @@ suite_tree() {
     check "tree: stripped..ours is exactly overlay + patches" owned_and_patched
 }
 
-# --- 3. the device's qtests
+# --- 3. the device's qtests, with upstream QEMU as the other migration end
 suite_qtest() {
+    build_step upstream pristine
     tap qtest-vmgenid env QTEST_QEMU_BINARY=./qemu-system-x86_64 \
         QTEST_QEMU_IMG=./qemu-img G_TEST_SRCDIR="$SRC/tests/qtest" \
-        bash -c "cd '$OBJ' && exec tests/qtest/vmgenid-test --tap -k"
+        VMGENID_TEST_UPSTREAM_QEMU="$BUILD/upstream/qemu-system-x86_64" \
+        bash -c "cd '$OBJ' && exec tests/qtest/vmgenid-test --tap"
 }
 
 # --- 4. QEMU's coding style on every C file we own
@@ -103,7 +112,7 @@ suite_style() {
     local f
     for f in $(cd "$OVERLAY" && find . -name '*.[ch]' | sed 's|^\./||' | sort); do
         check "checkpatch $f" \
-            "$SRC/scripts/checkpatch.pl" --no-tree --strict -f "$SRC/$f"
+            bash -c "cd '$SRC' && scripts/checkpatch.pl --no-tree --strict -f '$f'"
     done
 }
 

@@ -37,14 +37,26 @@ static const Machine machines[] = {
 
 static char disk[] = "tests/vmgenid-test-disk-XXXXXX";
 
-/* Start QEMU under TCG and wait until SeaBIOS has booted our boot sector. */
-static QTestState *boot(const Machine *m, const char *extra)
+/*
+ * Start QEMU under TCG with our boot sector on a disk, from the binary in
+ * environment variable @var (NULL: the one under test).
+ */
+static QTestState *start_vm(const Machine *m, const char *var,
+                            const char *args)
 {
-    QTestState *qts;
+    g_autofree char *cmd = g_strdup_printf(
+        "-machine %s -accel tcg -nodefaults -net none -m 128M"
+        " -drive id=hd0,if=none,file=%s,format=raw,snapshot=on"
+        " -device ide-hd,drive=hd0 %s", m->name, disk, args);
 
-    qts = qtest_initf("-machine %s -accel tcg -nodefaults -net none"
-                      " -m 128M -drive id=hd0,if=none,file=%s,format=raw"
-                      " -device ide-hd,drive=hd0 %s", m->name, disk, extra);
+    return qtest_init_ext(var ?: "QTEST_QEMU_BINARY", cmd, NULL, true);
+}
+
+/* ... and wait until SeaBIOS has booted the boot sector. */
+static QTestState *boot(const Machine *m, const char *args)
+{
+    QTestState *qts = start_vm(m, NULL, args);
+
     boot_sector_test(qts);
     return qts;
 }
@@ -145,6 +157,13 @@ static char *qmp_guid(QTestState *qts)
     guid = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "return"), "guid"));
     qobject_unref(rsp);
     return guid;
+}
+
+static void assert_qmp_guid(QTestState *qts, const char *expected)
+{
+    g_autofree char *guid = qmp_guid(qts);
+
+    g_assert_cmpstr(guid, ==, expected);
 }
 
 static char *hmp_guid(QTestState *qts)
@@ -336,10 +355,7 @@ static void test_reset(const void *opaque)
     g_autofree char *guid = NULL;
     uint64_t addr;
 
-    qts = qtest_initf("-machine %s -accel tcg -nodefaults -net none -m 128M"
-                      " -drive id=hd0,if=none,file=%s,format=raw"
-                      " -device ide-hd,drive=hd0 -S -device vmgenid,guid="
-                      GUID1, m->name, disk);
+    qts = start_vm(m, NULL, "-S -device vmgenid,guid=" GUID1);
     g_assert_cmphex(fw_cfg_addr_file(qts), ==, 0);
     qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
     boot_sector_test(qts);
@@ -360,70 +376,321 @@ static void test_reset(const void *opaque)
     g_assert_cmphex(fw_cfg_addr_file(qts), ==, addr - GUID_OFFSET);
     guid = guest_guid(qts, addr);
     g_assert_cmpstr(guid, ==, GUID1);
+    assert_qmp_guid(qts, GUID1);
     qtest_quit(qts);
 }
 
-static void wait_migration(QTestState *qts)
+/* Forget the events seen so far. */
+static void drop_events(QTestState *qts)
 {
-    const char *status;
-    QDict *rsp, *ret;
-    int i;
+    QDict *ev;
 
-    for (i = 0; i < 600; i++) {
-        rsp = qtest_qmp(qts, "{'execute': 'query-migrate'}");
-        ret = qdict_get_qdict(rsp, "return");
-        status = qdict_get_try_str(ret, "status");
-        if (status && !strcmp(status, "completed")) {
-            qobject_unref(rsp);
-            return;
-        }
-        g_assert_cmpstr(status ?: "", !=, "failed");
-        qobject_unref(rsp);
-        g_usleep(100 * 1000);
+    while ((ev = qtest_qmp_event_ref(qts, "VM_GENERATION_ID_CHANGED"))) {
+        qobject_unref(ev);
     }
-    g_assert_not_reached();
 }
 
 /*
- * Migration into a QEMU started with another GUID: the destination writes
- * its GUID into the migrated page and raises GPE 5.
+ * Check the change events since drop_events(): exactly one for @guid with
+ * @reason, or none when @reason is NULL. Pending events arrive with the
+ * reply to any command, so ask for one first.
  */
+static void assert_event(QTestState *qts, const char *guid, const char *reason)
+{
+    QDict *ev, *data;
+
+    qtest_qmp_assert_success(qts, "{'execute': 'query-status'}");
+    ev = qtest_qmp_event_ref(qts, "VM_GENERATION_ID_CHANGED");
+    if (!reason) {
+        g_assert_null(ev);
+        return;
+    }
+    g_assert_nonnull(ev);
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmpstr(qdict_get_str(data, "guid"), ==, guid);
+    g_assert_cmpstr(qdict_get_str(data, "reason"), ==, reason);
+    qobject_unref(ev);
+    g_assert_null(qtest_qmp_event_ref(qts, "VM_GENERATION_ID_CHANGED"));
+}
+
+/* GPE status bits are cleared by writing ones. */
+static void clear_gpe(QTestState *qts, const Machine *m)
+{
+    qtest_outb(qts, m->gpe0_sts, GPE_VMGENID);
+    g_assert_cmphex(gpe_status(qts, m) & GPE_VMGENID, ==, 0);
+}
+
+/* Wait for the end of a migration; return "completed" or "failed". */
+static const char *wait_migration(QTestState *qts)
+{
+    const char *result = NULL;
+    QDict *rsp;
+    int i;
+
+    for (i = 0; i < 600 && !result; i++) {
+        const char *status;
+
+        rsp = qtest_qmp(qts, "{'execute': 'query-migrate'}");
+        status = qdict_get_try_str(qdict_get_qdict(rsp, "return"), "status");
+        if (!g_strcmp0(status, "completed")) {
+            result = "completed";
+        } else if (!g_strcmp0(status, "failed")) {
+            result = "failed";
+        }
+        qobject_unref(rsp);
+        if (!result) {
+            g_usleep(100 * 1000);
+        }
+    }
+    g_assert_nonnull(result);
+    return result;
+}
+
+/*
+ * A migration from a QEMU started with @src_props to one started with
+ * @dst_props, either ours or (@src_var, @dst_var name an environment
+ * variable holding the binary) upstream's.
+ */
+typedef struct {
+    const char *name;
+    const char *src_var, *src_props;
+    const char *dst_var, *dst_props;
+    enum { KEEP_SOURCE, DST_GUID2, DST_OWN, FAILS } expect;
+    bool notify;                /* GPE 5 and, on ours, the change event */
+} MigrateCase;
+
+static const MigrateCase migrate_cases[] = {
+    { "migrate", NULL, "guid=" GUID1, NULL, "guid=" GUID2, DST_GUID2, true },
+    { "migrate-same", NULL, "guid=" GUID1, NULL, "guid=" GUID1,
+      KEEP_SOURCE, false },
+    { "migrate-auto", NULL, "guid=auto", NULL, "guid=auto",
+      KEEP_SOURCE, false },
+    { "migrate-auto-to-fixed", NULL, "guid=auto", NULL, "guid=" GUID2,
+      DST_GUID2, true },
+    { "from-upstream", "VMGENID_TEST_UPSTREAM_QEMU", "guid=" GUID1,
+      NULL, "guid=" GUID2, DST_GUID2, true },
+    { "from-upstream-auto", "VMGENID_TEST_UPSTREAM_QEMU", "guid=" GUID1,
+      NULL, "guid=auto", DST_OWN, true },
+    { "to-upstream", NULL, "guid=" GUID1,
+      "VMGENID_TEST_UPSTREAM_QEMU", "guid=" GUID2, FAILS, false },
+    { "to-upstream-compat", NULL, "guid=" GUID1 ",migrate-guid=off",
+      "VMGENID_TEST_UPSTREAM_QEMU", "guid=" GUID2, DST_GUID2, true },
+};
+
+typedef struct {
+    const Machine *m;
+    const MigrateCase *c;
+} MigrateTest;
+
 static void test_migrate(const void *opaque)
 {
-    const Machine *m = opaque;
+    const MigrateTest *t = opaque;
+    const Machine *m = t->m;
+    const MigrateCase *c = t->c;
     g_autofree char *tmp = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
     g_autofree char *uri = g_strdup_printf("unix:%s/migsock", tmp);
-    g_autofree char *src_guid = NULL, *dst_guid = NULL, *dst_qmp = NULL;
+    g_autofree char *src_args = g_strdup_printf("-device vmgenid,%s",
+                                                c->src_props);
+    g_autofree char *dst_args = g_strdup_printf(
+        "-incoming defer -device vmgenid,%s", c->dst_props);
+    g_autofree char *before = NULL, *after = NULL;
+    g_autofree char *src_qmp = NULL, *dst_qmp = NULL;
     QTestState *src, *dst;
     uint64_t addr;
 
-    src = boot(m, "-device vmgenid,guid=" GUID1);
+    if ((c->src_var && !g_getenv(c->src_var)) ||
+        (c->dst_var && !g_getenv(c->dst_var))) {
+        g_test_skip("set VMGENID_TEST_UPSTREAM_QEMU to an upstream QEMU");
+        return;
+    }
+
+    src = start_vm(m, c->src_var, src_args);
+    boot_sector_test(src);
     addr = seabios_guid_addr(src);
-    src_guid = guest_guid(src, addr);
-    g_assert_cmpstr(src_guid, ==, GUID1);
+    before = guest_guid(src, addr);
+    src_qmp = qmp_guid(src);
+    g_assert_cmpstr(before, ==, src_qmp);
     g_assert_cmphex(gpe_status(src, m) & GPE_VMGENID, ==, 0);
 
-    dst = qtest_initf("-machine %s -accel tcg -nodefaults -net none -m 128M"
-                      " -drive id=hd0,if=none,file=%s,format=raw"
-                      " -device ide-hd,drive=hd0 -incoming defer"
-                      " -device vmgenid,guid=" GUID2, m->name, disk);
+    dst = start_vm(m, c->dst_var, dst_args);
+    if (c->expect == FAILS) {
+        /* The destination gives up on the stream it cannot read. */
+        qtest_set_expected_status(dst, 1);
+    }
     qtest_qmp_assert_success(dst, "{'execute': 'migrate-incoming',"
                              " 'arguments': {'uri': %s}}", uri);
     qtest_qmp_assert_success(src, "{'execute': 'migrate',"
                              " 'arguments': {'uri': %s}}", uri);
-    wait_migration(src);
-    wait_migration(dst);
 
-    dst_guid = guest_guid(dst, addr);
+    if (c->expect == FAILS) {
+        g_assert_cmpstr(wait_migration(src), ==, "failed");
+        qtest_wait_qemu(dst);
+        /* The source runs on, its guest still holding its GUID. */
+        qtest_qmp_assert_success(src, "{'execute': 'cont'}");
+        after = guest_guid(src, addr);
+        g_assert_cmpstr(after, ==, before);
+        qtest_quit(src);
+        goto out;
+    }
+
+    g_assert_cmpstr(wait_migration(src), ==, "completed");
+    g_assert_cmpstr(wait_migration(dst), ==, "completed");
+    after = guest_guid(dst, addr);
     dst_qmp = qmp_guid(dst);
-    g_assert_cmpstr(dst_guid, ==, GUID2);
-    g_assert_cmpstr(dst_qmp, ==, GUID2);
-    g_assert_cmphex(gpe_status(dst, m) & GPE_VMGENID, ==, GPE_VMGENID);
-
+    g_assert_cmpstr(after, ==, dst_qmp);
+    switch (c->expect) {
+    case KEEP_SOURCE:
+        g_assert_cmpstr(after, ==, before);
+        break;
+    case DST_GUID2:
+        g_assert_cmpstr(after, ==, GUID2);
+        break;
+    default:
+        g_assert_cmpstr(after, !=, before);
+        break;
+    }
+    g_assert_cmphex(gpe_status(dst, m) & GPE_VMGENID, ==,
+                    c->notify ? GPE_VMGENID : 0);
+    if (!c->dst_var) {
+        assert_event(dst, after, c->notify ? "migration" : NULL);
+    }
     qtest_quit(src);
     qtest_quit(dst);
+out:
     unlink(uri + strlen("unix:"));
     rmdir(tmp);
+}
+
+/*
+ * loadvm runs the guest again from an earlier state: "auto" answers with a
+ * new GUID and tells the guest, a fixed GUID stays as it is.
+ */
+static void test_loadvm(const Machine *m, const char *prop, bool fresh)
+{
+    g_autofree char *tmp = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
+    g_autofree char *img = g_build_filename(tmp, "snap.qcow2", NULL);
+    g_autofree char *args = NULL, *out = NULL;
+    g_autofree char *before = NULL, *after = NULL, *qmp = NULL;
+    QTestState *qts;
+    uint64_t addr;
+
+    g_assert_true(mkimg(img, "qcow2", 1));
+    args = g_strdup_printf("-drive if=none,id=snap,file=%s,format=qcow2"
+                           " -device vmgenid,guid=%s", img, prop);
+    qts = start_vm(m, NULL, args);
+    boot_sector_test(qts);
+    addr = seabios_guid_addr(qts);
+    before = qmp_guid(qts);
+
+    out = qtest_hmp(qts, "savevm s1");
+    g_assert_cmpstr(out, ==, "");
+    g_free(out);
+    clear_gpe(qts, m);
+    drop_events(qts);
+    out = qtest_hmp(qts, "loadvm s1");
+    g_assert_cmpstr(out, ==, "");
+
+    after = guest_guid(qts, addr);
+    qmp = qmp_guid(qts);
+    g_assert_cmpstr(after, ==, qmp);
+    if (fresh) {
+        g_assert_cmpstr(after, !=, before);
+    } else {
+        g_assert_cmpstr(after, ==, before);
+    }
+    g_assert_cmphex(gpe_status(qts, m) & GPE_VMGENID, ==,
+                    fresh ? GPE_VMGENID : 0);
+    assert_event(qts, after, fresh ? "snapshot-load" : NULL);
+    qtest_quit(qts);
+    unlink(img);
+    rmdir(tmp);
+}
+
+static void test_loadvm_auto(const void *opaque)
+{
+    test_loadvm(opaque, "auto", true);
+}
+
+static void test_loadvm_fixed(const void *opaque)
+{
+    test_loadvm(opaque, GUID1, false);
+}
+
+static void set_guid(QTestState *qts, const char *guid)
+{
+    qtest_qmp_assert_success(qts, "{'execute': 'set-vm-generation-id',"
+                             " 'arguments': {'guid': %s}}", guid);
+}
+
+/* set-vm-generation-id: running, unchanged, paused, HMP, and bad input. */
+static void test_set(const void *opaque)
+{
+    const Machine *m = opaque;
+    QTestState *qts = boot(m, "-device vmgenid,id=vg,guid=" GUID1);
+    uint64_t addr = seabios_guid_addr(qts);
+    g_autofree char *guid = NULL, *paused = NULL, *out = NULL;
+    QDict *rsp;
+
+    /* Running: in guest memory, the guest notified, the change reported. */
+    clear_gpe(qts, m);
+    drop_events(qts);
+    set_guid(qts, GUID2);
+    guid = guest_guid(qts, addr);
+    g_assert_cmpstr(guid, ==, GUID2);
+    assert_qmp_guid(qts, GUID2);
+    g_assert_cmphex(gpe_status(qts, m) & GPE_VMGENID, ==, GPE_VMGENID);
+    assert_event(qts, GUID2, "set");
+
+    /* The same value again is no change. */
+    clear_gpe(qts, m);
+    set_guid(qts, GUID2);
+    g_assert_cmphex(gpe_status(qts, m) & GPE_VMGENID, ==, 0);
+    assert_event(qts, NULL, NULL);
+
+    /* Paused: in memory before the guest runs another instruction. */
+    qtest_qmp_assert_success(qts, "{'execute': 'stop'}");
+    set_guid(qts, "auto");
+    paused = guest_guid(qts, addr);
+    g_assert_cmpstr(paused, !=, GUID2);
+    assert_qmp_guid(qts, paused);
+    g_assert_cmphex(gpe_status(qts, m) & GPE_VMGENID, ==, GPE_VMGENID);
+    assert_event(qts, paused, "set");
+    qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
+
+    /* HMP */
+    out = qtest_hmp(qts, "set_vm_generation_id " GUID1);
+    g_assert_cmpstr(out, ==, "");
+    g_free(guid);
+    guid = guest_guid(qts, addr);
+    g_assert_cmpstr(guid, ==, GUID1);
+    assert_event(qts, GUID1, "set");
+
+    rsp = qtest_qmp(qts, "{'execute': 'set-vm-generation-id',"
+                    " 'arguments': {'guid': 'xyz'}}");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"), ==,
+                    "'xyz' is not a valid GUID");
+    qobject_unref(rsp);
+    assert_qmp_guid(qts, GUID1);
+    qtest_quit(qts);
+}
+
+/* Set before the firmware placed the page: kept, then placed. */
+static void test_set_early(const void *opaque)
+{
+    const Machine *m = opaque;
+    QTestState *qts = start_vm(m, NULL, "-S -device vmgenid,guid=" GUID1);
+    g_autofree char *guid = NULL;
+
+    drop_events(qts);
+    set_guid(qts, GUID2);
+    assert_event(qts, GUID2, "set");
+    g_assert_cmphex(fw_cfg_addr_file(qts), ==, 0);
+    qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
+    boot_sector_test(qts);
+    guid = guest_guid(qts, seabios_guid_addr(qts));
+    g_assert_cmpstr(guid, ==, GUID2);
+    g_assert_cmphex(gpe_status(qts, m) & GPE_VMGENID, ==, 0);
+    qtest_quit(qts);
 }
 
 /* One UEFI boot: q35 with Debian's OVMF and QEMU's UEFI ACPI test image. */
@@ -541,6 +808,11 @@ static void test_hotplug(const void *opaque)
     g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"), ==,
                     "there is no vmgenid device");
     qobject_unref(rsp);
+    rsp = qtest_qmp(qts, "{'execute': 'set-vm-generation-id',"
+                    " 'arguments': {'guid': 'auto'}}");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"), ==,
+                    "there is no vmgenid device");
+    qobject_unref(rsp);
     qtest_quit(qts);
 }
 
@@ -631,17 +903,17 @@ static void test_hostile(const void *opaque)
     rmdir(tmp);
 }
 
-static void add_machine_test(const char *name, const Machine *m,
-                             void (*fn)(const void *))
+static void add_test(const Machine *m, const char *name, const void *data,
+                     void (*fn)(const void *))
 {
     g_autofree char *path = g_strdup_printf("vmgenid/%s/%s", m->name, name);
 
-    qtest_add_data_func(path, m, fn);
+    qtest_add_data_func(path, data, fn);
 }
 
 int main(int argc, char **argv)
 {
-    int ret, i;
+    int ret, i, j;
 
     g_test_init(&argc, &argv, NULL);
 
@@ -658,13 +930,22 @@ int main(int argc, char **argv)
         if (!qtest_has_machine(m->name)) {
             continue;
         }
-        add_machine_test("cmdline", m, test_cmdline);
-        add_machine_test("auto", m, test_auto);
-        add_machine_test("ssdt", m, test_ssdt);
-        add_machine_test("reset", m, test_reset);
-        add_machine_test("migrate", m, test_migrate);
-        add_machine_test("hotplug", m, test_hotplug);
-        add_machine_test("hostile-addr", m, test_hostile);
+        add_test(m, "cmdline", m, test_cmdline);
+        add_test(m, "auto", m, test_auto);
+        add_test(m, "ssdt", m, test_ssdt);
+        add_test(m, "reset", m, test_reset);
+        add_test(m, "loadvm-auto", m, test_loadvm_auto);
+        add_test(m, "loadvm-fixed", m, test_loadvm_fixed);
+        add_test(m, "set", m, test_set);
+        add_test(m, "set-early", m, test_set_early);
+        for (j = 0; j < ARRAY_SIZE(migrate_cases); j++) {
+            MigrateTest *t = g_new(MigrateTest, 1);
+
+            *t = (MigrateTest) { m, &migrate_cases[j] };
+            add_test(m, migrate_cases[j].name, t, test_migrate);
+        }
+        add_test(m, "hotplug", m, test_hotplug);
+        add_test(m, "hostile-addr", m, test_hostile);
     }
     if (qtest_has_machine("q35")) {
         qtest_add_data_func("vmgenid/q35/uefi", NULL, test_uefi);
