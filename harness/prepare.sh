@@ -21,7 +21,8 @@ step_hash() {
 
 make_pristine() {
     local want
-    want=$(inputs_hash /dev/null)
+    # "2": subprojects are committed too (QEMU's .gitignore hides them).
+    want=$(echo 2 | inputs_hash /dev/stdin)
     [ "$(step_hash pristine)" = "$want" ] && return 0
     rm -rf "$SRC" "$SRC.tmp"
     dpkg-source -q -x "$DL/qemu_${upstream_version}.dsc" "$SRC.tmp" \
@@ -32,7 +33,7 @@ make_pristine() {
     rm -rf "$SRC.tmp/debian" "$SRC.tmp/.pc" "$BUILD"/qemu_*.orig.tar.*
     mv "$SRC.tmp" "$SRC"
     tgit init -q -b ours
-    tgit add -A
+    tgit add -A -f
     tgit commit -q -m "pristine: qemu $QEMU_DEB_VERSION, Debian patches applied" \
         -m "Inputs: $want"
     tgit tag -f pristine >/dev/null
