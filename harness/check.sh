@@ -61,6 +61,26 @@ build_step() {
         bash "$ROOT/harness/build.sh" "$dir/src" "$dir/qemu" "$dir"
 }
 
+# lines NAME CMD...: run a suite that prints "PASS: ..." / "FAIL: ..." /
+# "SKIP: ..." lines itself, echo them and count them.
+lines() {
+    local name=$1 log line seen=0 rc=0
+    shift
+    log=$LOGS/$name.log
+    "$@" >"$log" 2>&1 || rc=$?
+    while IFS= read -r line; do
+        case $line in
+            "PASS: "*) pass "$name: ${line#PASS: }"; seen=1 ;;
+            "FAIL: "*) fail "$name: ${line#FAIL: }"; seen=1 ;;
+            "SKIP: "*) skip "$name: ${line#SKIP: }"; seen=1 ;;
+        esac
+    done < "$log"
+    if [ "$rc" != 0 ] && ! grep -q '^FAIL: ' "$log" || [ "$seen" = 0 ]; then
+        fail "$name exited with status $rc (log: ${log#"$ROOT"/})"
+        tail -n 30 "$log" | sed 's/^/    /'
+    fi
+}
+
 # --- 1. the stripped base builds alone and has no trace of vmgenid
 STRIPPED=$BUILD/stripped
 stripped_qemu() {
@@ -117,10 +137,16 @@ suite_style() {
     done
 }
 
+# --- 5. real peers: libvirt 9.0 driving the device through <genid>
+suite_libvirt() {
+    lines libvirt bash "$ROOT/tests/libvirt/run.sh"
+}
+
 phase "suite: stripped base" suite_stripped
 phase "suite: tree" suite_tree
 phase "suite: qtest" suite_qtest
 phase "suite: style" suite_style
+phase "suite: libvirt" suite_libvirt
 
 summary="$PASSED passed, $FAILED failed"
 [ "$SKIPPED" = 0 ] || summary="$summary, $SKIPPED skipped"
