@@ -87,9 +87,10 @@ stripped_qemu() {
     "$STRIPPED/qemu-system-x86_64" -display none -accel qtest "$@"
 }
 no_device() {
-    ! stripped_qemu -M none -device help | grep -w vmgenid &&
-    stripped_qemu -M pc -device vmgenid 2>&1 |
-        grep -F "'vmgenid' is not a valid device model name"
+    local out
+    out=$(stripped_qemu -M pc -device vmgenid 2>&1) && return 1
+    echo "$out" | grep -F "'vmgenid' is not a valid device model name" &&
+        ! stripped_qemu -M none -device help | grep -w vmgenid
 }
 no_command() {
     local out
@@ -137,7 +138,12 @@ suite_style() {
     done
 }
 
-# --- 5. real peers: libvirt 9.0 driving the device through <genid>
+# --- 5. real peers: Debian's Linux 6.1 on pc/q35 x SeaBIOS/OVMF
+suite_guest() {
+    lines guest /usr/bin/python3 "$ROOT/tests/guest/run.py"
+}
+
+# --- 6. real peers: libvirt 9.0 driving the device through <genid>
 suite_libvirt() {
     lines libvirt bash "$ROOT/tests/libvirt/run.sh"
 }
@@ -146,6 +152,7 @@ phase "suite: stripped base" suite_stripped
 phase "suite: tree" suite_tree
 phase "suite: qtest" suite_qtest
 phase "suite: style" suite_style
+phase "suite: guest" suite_guest
 phase "suite: libvirt" suite_libvirt
 
 summary="$PASSED passed, $FAILED failed"
