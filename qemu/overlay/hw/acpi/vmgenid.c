@@ -95,9 +95,11 @@ void vmgenid_build_acpi(VmGenIdState *s, GArray *table_data,
     bios_linker_loader_add_pointer(linker, ACPI_BUILD_TABLE_FILE,
                                    vgia_offset, sizeof(uint32_t),
                                    VMGENID_GUID_FW_CFG_FILE, 0);
+    /* QEMU is told the address of the GUID itself, not of the page. */
     bios_linker_loader_write_pointer(linker, VMGENID_ADDR_FW_CFG_FILE, 0,
                                      sizeof(s->addr_le),
-                                     VMGENID_GUID_FW_CFG_FILE, 0);
+                                     VMGENID_GUID_FW_CFG_FILE,
+                                     VMGENID_GUID_OFFSET);
 
     acpi_table_end(linker, &table);
     free_aml_allocator();
@@ -109,7 +111,8 @@ static QemuUUID vmgenid_guest_guid(VmGenIdState *s)
     return qemu_uuid_bswap(s->guid);
 }
 
-static uint64_t vmgenid_page_addr(VmGenIdState *s)
+/* Where the firmware put the GUID; 0 until it has. */
+static uint64_t vmgenid_guid_addr(VmGenIdState *s)
 {
     return ldq_le_p(s->addr_le);
 }
@@ -118,15 +121,14 @@ static uint64_t vmgenid_page_addr(VmGenIdState *s)
  * The address comes from the guest, which may write anything there: use it
  * only if the 16 GUID bytes lie in writable guest RAM.
  */
-static bool vmgenid_guid_addr_ok(uint64_t page)
+static bool vmgenid_guid_addr_ok(uint64_t addr)
 {
-    uint64_t addr = page + VMGENID_GUID_OFFSET;
     MemoryRegionSection sec;
     const char *why = NULL;
 
-    if (page & 7) {
+    if (addr & 7) {
         why = "is not 8-byte aligned";
-    } else if (page > UINT64_MAX - VMGENID_GUID_OFFSET - sizeof(QemuUUID)) {
+    } else if (addr > UINT64_MAX - sizeof(QemuUUID)) {
         why = "is out of range";
     } else {
         sec = memory_region_find(get_system_memory(), addr, sizeof(QemuUUID));
@@ -143,8 +145,8 @@ static bool vmgenid_guid_addr_ok(uint64_t page)
     }
     if (why) {
         qemu_log_mask(LOG_GUEST_ERROR,
-                      "%s: GUID at 0x%" PRIx64 " (page 0x%" PRIx64 ") %s;"
-                      " not writing it\n", TYPE_VMGENID, addr, page, why);
+                      "%s: GUID address 0x%" PRIx64 " %s; not writing it\n",
+                      TYPE_VMGENID, addr, why);
     }
     return !why;
 }
@@ -157,22 +159,22 @@ static void vmgenid_update_page(VmGenIdState *s)
     memcpy(s->page->data + VMGENID_GUID_OFFSET, &le, sizeof(le));
 }
 
-/* Write the GUID where the firmware put the page, if it has done so. */
+/* Write the GUID where the firmware put it, if it has done so. */
 static void vmgenid_write_guest(VmGenIdState *s)
 {
-    uint64_t page = vmgenid_page_addr(s);
+    uint64_t addr = vmgenid_guid_addr(s);
     QemuUUID le = vmgenid_guest_guid(s);
     g_autofree char *text = NULL;
 
-    if (!page || !vmgenid_guid_addr_ok(page)) {
+    if (!addr || !vmgenid_guid_addr_ok(addr)) {
         return;
     }
     if (trace_event_get_state_backends(TRACE_VMGENID_GUID_WRITE)) {
         text = qemu_uuid_unparse_strdup(&s->guid);
-        trace_vmgenid_guid_write(page + VMGENID_GUID_OFFSET, text);
+        trace_vmgenid_guid_write(addr, text);
     }
-    address_space_write(&address_space_memory, page + VMGENID_GUID_OFFSET,
-                        MEMTXATTRS_UNSPECIFIED, &le, sizeof(le));
+    address_space_write(&address_space_memory, addr, MEMTXATTRS_UNSPECIFIED,
+                        &le, sizeof(le));
 }
 
 /* Raise GPE 5 so that the guest's \_GPE._E05 notifies \_SB.VGEN. */
@@ -182,7 +184,7 @@ static void vmgenid_notify_guest(VmGenIdState *s)
     Object *acpi = object_resolve_path_type("", TYPE_ACPI_DEVICE_IF,
                                             &ambiguous);
 
-    if (!vmgenid_page_addr(s) || !acpi) {
+    if (!vmgenid_guid_addr(s) || !acpi) {
         return;
     }
     trace_vmgenid_notify();
@@ -211,12 +213,12 @@ static void vmgenid_change(VmGenIdState *s, const QemuUUID *guid,
     }
 }
 
-/* fw_cfg write callback: the firmware reports where it put the page. */
+/* fw_cfg write callback: the firmware reports where it put the GUID. */
 static void vmgenid_addr_written(void *opaque, off_t start, size_t len)
 {
     VmGenIdState *s = opaque;
 
-    trace_vmgenid_addr_written(vmgenid_page_addr(s));
+    trace_vmgenid_addr_written(vmgenid_guid_addr(s));
     /* No notification: no OS runs yet to care about a change. */
     vmgenid_write_guest(s);
 }
@@ -392,7 +394,7 @@ static void vmgenid_set_guid(Object *obj, const char *value, Error **errp)
 /*
  * Refuse machines where the guest could never see the device: it needs
  * ACPI tables, a GPE to signal changes, and fw_cfg DMA for the firmware to
- * report the page address.
+ * report the GUID's address.
  */
 static bool vmgenid_machine_ok(Error **errp)
 {

@@ -16,9 +16,10 @@
 
 /*
  * The guest ABI, shared with firmware and existing guests: the firmware
- * allocates a page for VMGENID_GUID_FW_CFG_FILE and tells QEMU where through
- * VMGENID_ADDR_FW_CFG_FILE. The GUID sits VMGENID_GUID_OFFSET bytes into the
- * page, behind room for OVMF's ACPI table header probe.
+ * allocates a page for VMGENID_GUID_FW_CFG_FILE and writes the address of
+ * the GUID in it to VMGENID_ADDR_FW_CFG_FILE. The GUID sits
+ * VMGENID_GUID_OFFSET bytes into the page, behind room for OVMF's ACPI
+ * table header probe.
  */
 #define VMGENID_GUID_FW_CFG_FILE "etc/vmgenid_guid"
 #define VMGENID_ADDR_FW_CFG_FILE "etc/vmgenid_addr"
@@ -34,7 +35,7 @@ struct VmGenIdState {
     bool guid_auto;         /* QEMU draws the value ("guid=auto") */
     bool migrate_guid;      /* send the GUID in the migration stream */
     GArray *page;           /* contents of VMGENID_GUID_FW_CFG_FILE */
-    uint8_t addr_le[8];     /* VMGENID_ADDR_FW_CFG_FILE, little endian */
+    uint8_t addr_le[8];     /* VMGENID_ADDR_FW_CFG_FILE: GUID address, LE */
 
     /* The GUID in the migration stream, and whether the stream had it. */
     QemuUUID stream_guid;
