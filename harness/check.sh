@@ -12,11 +12,15 @@ pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
 skip() { SKIPPED=$((SKIPPED + 1)); echo "SKIP: $*"; }
 
+logfile() {
+    echo "$LOGS/$(echo "$1" | tr -c 'A-Za-z0-9_.-' _).log"
+}
+
 # check NAME CMD...: one test that passes when CMD succeeds.
 check() {
     local name=$1 log
     shift
-    log=$LOGS/$(echo "$name" | tr -c 'A-Za-z0-9_.-' _).log
+    log=$(logfile "$name")
     if "$@" >"$log" 2>&1; then
         pass "$name"
     else
@@ -29,14 +33,14 @@ check() {
 tap() {
     local name=$1 log line
     shift
-    log=$LOGS/$name.log
+    log=$(logfile "$name $*")
     "$@" >"$log" 2>&1 && local rc=0 || local rc=$?
     local seen=0
     while IFS= read -r line; do
         case $line in
-            "ok "*"# SKIP"*|"ok "*"# skip"*) skip "$name: ${line#ok }"; seen=1 ;;
-            "ok "*) pass "$name: ${line#ok }"; seen=1 ;;
-            "not ok "*) fail "$name: ${line#not ok }"; seen=1 ;;
+            "ok "*"# SKIP"*|"ok "*"# skip"*) skip "$name: ${line#ok [0-9]* }"; seen=1 ;;
+            "ok "*) pass "$name: ${line#ok [0-9]* }"; seen=1 ;;
+            "not ok "*) fail "$name: ${line#not ok [0-9]* }"; seen=1 ;;
             "1..0"*) skip "$name: ${line#1..0 }"; seen=1 ;;
         esac
     done < "$log"
@@ -66,7 +70,7 @@ build_step() {
 lines() {
     local name=$1 log line seen=0 rc=0
     shift
-    log=$LOGS/$name.log
+    log=$(logfile "$name")
     "$@" >"$log" 2>&1 || rc=$?
     while IFS= read -r line; do
         case $line in
@@ -121,12 +125,19 @@ suite_tree() {
 }
 
 # --- 3. the device's qtests, with upstream QEMU as the other migration end
-suite_qtest() {
-    build_step upstream pristine
-    tap qtest-vmgenid env QTEST_QEMU_BINARY=./qemu-system-x86_64 \
+qtest() {
+    (cd "$OBJ" && QTEST_QEMU_BINARY=./qemu-system-x86_64 \
         QTEST_QEMU_IMG=./qemu-img G_TEST_SRCDIR="$SRC/tests/qtest" \
         VMGENID_TEST_UPSTREAM_QEMU="$BUILD/upstream/qemu-system-x86_64" \
-        bash -c "cd '$OBJ' && exec tests/qtest/vmgenid-test --tap"
+        exec tests/qtest/vmgenid-test "$@")
+}
+# One process per test case, so that a failed assertion stops only its own.
+suite_qtest() {
+    local t
+    build_step upstream pristine
+    for t in $(qtest -l | grep '^/'); do
+        tap "qtest" qtest --tap -p "$t"
+    done
 }
 
 # --- 4. QEMU's coding style on every C file we own
