@@ -17,7 +17,8 @@ CONFIGURE_ARGS=(
     --enable-tcg --enable-kvm
     --disable-modules          # never load a system QEMU's modules
     --disable-install-blobs    # Debian ships no prebuilt ROMs in its source
-    --disable-docs --disable-rust --disable-download
+    --enable-docs              # built by make check, not by default
+    --disable-rust --disable-download
     --disable-gtk --disable-sdl --disable-opengl --disable-vnc
     --disable-xen --disable-spice
     "--firmwarepath=$(IFS=:; echo "${FIRMWARE_DIRS[*]}")"

@@ -149,6 +149,21 @@ suite_style() {
     done
 }
 
+# --- 4b. the docs build (sphinx, warnings are errors) and show our parts
+docs_show_vmgenid() {
+    local manual=$OBJ/docs/manual
+    grep -q 'href="vmgenid.html"' "$manual/specs/index.html" &&
+    grep -q 'set-vm-generation-id' "$manual/interop/qemu-qmp-ref.html" &&
+    grep -q 'VM_GENERATION_ID_CHANGED' "$manual/interop/qemu-qmp-ref.html" &&
+    grep -q '<span class="pre">vm-generation-id</span>' "$manual/system/monitor.html" &&
+    grep -q 'set_vm_generation_id' "$manual/system/monitor.html"
+}
+suite_docs() {
+    check "docs build with sphinx -W" ninja -C "$OBJ" html
+    check "docs: spec in the specs index, commands in the QMP and HMP references" \
+        docs_show_vmgenid
+}
+
 # --- 5. real peers: Debian's Linux 6.1 on pc/q35 x SeaBIOS/OVMF
 suite_guest() {
     lines guest /usr/bin/python3 "$ROOT/tests/guest/run.py"
@@ -163,6 +178,7 @@ phase "suite: stripped base" suite_stripped
 phase "suite: tree" suite_tree
 phase "suite: qtest" suite_qtest
 phase "suite: style" suite_style
+phase "suite: docs" suite_docs
 phase "suite: guest" suite_guest
 phase "suite: libvirt" suite_libvirt
 

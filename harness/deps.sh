@@ -11,7 +11,7 @@ SOURCES=/etc/apt/sources.list.d/vmgenid-harness.sources
 PACKAGES=(
     build-essential dpkg-dev pkgconf ninja-build flex bison ccache
     gcc-i686-linux-gnu         # for the x86 option ROMs (linuxboot_dma.bin, ...)
-    python3 python3-venv python3-distlib
+    python3 python3-venv python3-distlib python3-sphinx python3-sphinx-rtd-theme
     libglib2.0-dev zlib1g-dev libpixman-1-dev libfdt-dev libzstd-dev
     libaio-dev libslirp-dev
     seabios ovmf ipxe-qemu acpica-tools busybox-static cpio xz-utils
