@@ -174,6 +174,12 @@ suite_libvirt() {
     lines libvirt bash "$ROOT/tests/libvirt/run.sh"
 }
 
+# --- 7. the benchmark runs: every measurement once, each gives a number
+suite_bench() {
+    check "bench smoke: every measurement produces a number" \
+        bash "$ROOT/harness/bench.sh" --smoke
+}
+
 phase "suite: stripped base" suite_stripped
 phase "suite: tree" suite_tree
 phase "suite: qtest" suite_qtest
@@ -181,6 +187,7 @@ phase "suite: style" suite_style
 phase "suite: docs" suite_docs
 phase "suite: guest" suite_guest
 phase "suite: libvirt" suite_libvirt
+phase "suite: bench" suite_bench
 
 summary="$PASSED passed, $FAILED failed"
 [ "$SKIPPED" = 0 ] || summary="$summary, $SKIPPED skipped"
