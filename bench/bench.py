@@ -183,21 +183,6 @@ def hmp(vm, line, timeout=MIGRATE_TIMEOUT):
         raise harness.VMError(f'HMP {line!r}: {out.strip()}')
 
 
-def wait_migration(vm, timeout=MIGRATE_TIMEOUT):
-    """Poll query-migrate every 10 ms (harness.VM polls every 50 ms)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        info = vm.qmp.cmd('query-migrate')
-        status = info.get('status')
-        if status == 'completed':
-            return info
-        if status in ('failed', 'cancelled'):
-            raise harness.VMError(f"migration {status}: {info.get('error-desc', '')}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f'migration still {status} after {timeout} s')
-        time.sleep(0.01)
-
-
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -252,7 +237,7 @@ class Bench:
             t = time.monotonic()
             a.stop()
             a.qmp.cmd('migrate', uri=f'file:{state}')
-            wait_migration(a)
+            a.wait_migration(MIGRATE_TIMEOUT, poll=0.01)
             self.record(f'save/{tag}', time.monotonic() - t)
         serial.close()
 
@@ -262,7 +247,7 @@ class Bench:
         with b:
             serial = self.serial(b, f'{name}-b')
             b.qmp.cmd('migrate-incoming', uri=f'file:{state}')
-            wait_migration(b)
+            b.wait_migration(MIGRATE_TIMEOUT, poll=0.01)
             b.qmp.events.clear()
             b.qmp.cmd('cont')
             self.record(f'restore/{tag}', time.monotonic() - t)

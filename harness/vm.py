@@ -300,7 +300,8 @@ class VM:
     def cont(self):
         self.qmp.cmd('cont')
 
-    def _wait_migration(self, timeout):
+    def wait_migration(self, timeout, poll=0.05):
+        """Wait until query-migrate says completed; raise if it failed."""
         deadline = time.monotonic() + timeout
         while True:
             info = self.qmp.cmd('query-migrate')
@@ -311,19 +312,19 @@ class VM:
                 raise VMError(f"migration {status}: {info.get('error-desc', '')}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f'migration still {status} after {timeout} s')
-            time.sleep(0.05)
+            time.sleep(poll)
 
     def save(self, path, timeout=120):
         """Stop the VM and write its state to path; return query-migrate."""
         if self.status() == 'running':
             self.stop()
         self.qmp.cmd('migrate', uri=f'file:{Path(path).resolve()}')
-        return self._wait_migration(timeout)
+        return self.wait_migration(timeout)
 
     def restore(self, path, timeout=120, cont=True):
         """Load state saved by save() into this '-incoming defer' VM."""
         self.qmp.cmd('migrate-incoming', uri=f'file:{Path(path).resolve()}')
-        info = self._wait_migration(timeout)
+        info = self.wait_migration(timeout)
         if cont and self.status() != 'running':
             self.cont()
         return info

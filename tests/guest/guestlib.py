@@ -211,20 +211,6 @@ def event_is(ev, guid, reason):
             and ev['data'].get('reason') == reason)
 
 
-def wait_migration(vm, timeout=180):
-    deadline = time.monotonic() + timeout
-    while True:
-        info = vm.qmp.cmd('query-migrate')
-        status = info.get('status')
-        if status == 'completed':
-            return info
-        if status in ('failed', 'cancelled'):
-            raise harness.VMError(f"migration {status}: {info.get('error-desc', '')}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f'migration still {status} after {timeout} s')
-        time.sleep(0.1)
-
-
 def wait_status(vm, want, timeout=30):
     deadline = time.monotonic() + timeout
     while True:

@@ -28,7 +28,7 @@ from guestlib import (NULL_GUID, SETTLE, Case, counters, drain_events,
                       driver_bound, emit, event_is, event_text, guest_guid,
                       guid_address, harness, hmp, memory_guid, new_guid, norm,
                       qmp_guid, rose, running, same, wait_counters, wait_event,
-                      wait_migration, wait_status)
+                      wait_status)
 
 ROOT = harness.ROOT
 QEMU_IMG = harness.BUILD / 'qemu-img'
@@ -103,42 +103,57 @@ def check_auto_boot(ctx, case, vm):
     return q
 
 
-def check_restore(case, vm, cid, base, guid, changed):
-    """After a restore into a QEMU started with guid: the guest reads it,
-    and is notified (gpe05, vmfork, event) exactly when changed."""
+def observe(vm, base, changed):
+    """Wait for the guest's reaction to a change, or give it SETTLE seconds
+    to show there is none; return the counters then and the events."""
     if changed:
         ev = wait_event(vm)
         after = wait_counters(vm, lambda c: rose(base, c, 'gpe')
                               and rose(base, c, 'hits'))
+        return after, [ev] if ev else []
+    time.sleep(SETTLE)
+    return counters(vm), drain_events(vm)
+
+
+def check_notice(case, cid, what, base, after, evs, changed, guid, reason):
+    """gpe05, the vmfork kprobe and VM_GENERATION_ID_CHANGED show a change
+    on `what` exactly when there was one."""
+    if changed:
+        ev = evs[0] if evs else None
+        case.check(f'{cid}.gpe', rose(base, after, 'gpe'),
+                   f'gpe05 rose on {what}: {base.gpe} -> {after.gpe}',
+                   f'gpe05 {base.gpe} -> {after.gpe}')
+        case.check(f'{cid}.vmfork', rose(base, after, 'hits'),
+                   f'vmfork kprobe hits rose on {what}: '
+                   f'{base.hits} -> {after.hits}',
+                   f'vmfork hits {base.hits} -> {after.hits}')
+        case.check(f'{cid}.event', event_is(ev, guid, reason),
+                   f'VM_GENERATION_ID_CHANGED on {what}: {event_text(ev)}',
+                   f'want guid={guid} reason={reason}, got {event_text(ev)}')
     else:
-        time.sleep(SETTLE)
-        after = counters(vm)
-        evs = drain_events(vm)
+        case.check(f'{cid}.gpe', same(base, after, 'gpe'),
+                   f'gpe05 unchanged on {what}: {base.gpe} -> {after.gpe}',
+                   f'gpe05 {base.gpe} -> {after.gpe}: the guest was notified')
+        case.check(f'{cid}.vmfork', same(base, after, 'hits'),
+                   f'no vmfork kprobe hit on {what}: '
+                   f'{base.hits} -> {after.hits}',
+                   f'vmfork hits {base.hits} -> {after.hits}')
+        case.check(f'{cid}.event', not evs,
+                   f'no VM_GENERATION_ID_CHANGED on {what}',
+                   'got ' + '; '.join(event_text(e) for e in evs))
+
+
+def check_restore(case, vm, cid, base, guid, changed):
+    """After a restore into a QEMU started with guid: the guest reads it,
+    and is notified (gpe05, vmfork, event) exactly when changed."""
+    after, evs = observe(vm, base, changed)
     g, q = guest_guid(vm), qmp_guid(vm)
     how = 'new' if changed else 'same'
     case.check(f'{cid}.guid', g == q == norm(guid),
                f'restore into guid=<{how} UUID>: guest == QMP == {guid}',
                values(g, q, guid, '-device guid'))
-    if changed:
-        case.check(f'{cid}.gpe', rose(base, after, 'gpe'),
-                   f'gpe05 rose on restore: {base.gpe} -> {after.gpe}',
-                   f'gpe05 {base.gpe} -> {after.gpe} after {harness.ACCEL} wait')
-        case.check(f'{cid}.vmfork', rose(base, after, 'hits'),
-                   f'vmfork kprobe hits rose on restore: {base.hits} -> {after.hits}',
-                   f'vmfork hits {base.hits} -> {after.hits}')
-        case.check(f'{cid}.event', event_is(ev, guid, 'migration'),
-                   f'VM_GENERATION_ID_CHANGED on restore: {event_text(ev)}',
-                   f'want guid={guid} reason=migration, got {event_text(ev)}')
-    else:
-        case.check(f'{cid}.gpe', same(base, after, 'gpe'),
-                   f'gpe05 unchanged on restore: {base.gpe} -> {after.gpe}',
-                   f'gpe05 {base.gpe} -> {after.gpe}: the guest was notified')
-        case.check(f'{cid}.vmfork', same(base, after, 'hits'),
-                   f'no vmfork kprobe hit on restore: {base.hits} -> {after.hits}',
-                   f'vmfork hits {base.hits} -> {after.hits}')
-        case.check(f'{cid}.event', not evs,
-                   'no VM_GENERATION_ID_CHANGED on restore',
-                   'got ' + '; '.join(event_text(e) for e in evs))
+    check_notice(case, cid, 'restore', base, after, evs, changed, guid,
+                 'migration')
 
 
 def check_loadvm(case, vm, cid, auto, fixed=None):
@@ -152,41 +167,18 @@ def check_loadvm(case, vm, cid, auto, fixed=None):
         hmp_ok(vm, f'loadvm {cid}')
     if vm.status() != 'running':
         raise harness.VMError(f'VM is {vm.status()} after loadvm')
-    if auto:
-        ev = wait_event(vm)
-        after = wait_counters(vm, lambda c: rose(base, c, 'gpe')
-                              and rose(base, c, 'hits'))
-    else:
-        time.sleep(SETTLE)
-        after = counters(vm)
-        evs = drain_events(vm)
+    after, evs = observe(vm, base, auto)
     g, q = guest_guid(vm), qmp_guid(vm)
     if auto:
         case.check(f'{cid}.guid', g == q and q not in (g0, NULL_GUID),
                    f'loadvm with guid=auto: guest reads a new GUID == QMP '
                    f'({g0} -> {q})', values(g, q, g0, 'before loadvm'))
-        case.check(f'{cid}.gpe', rose(base, after, 'gpe'),
-                   f'gpe05 rose on loadvm: {base.gpe} -> {after.gpe}',
-                   f'gpe05 {base.gpe} -> {after.gpe}')
-        case.check(f'{cid}.vmfork', rose(base, after, 'hits'),
-                   f'vmfork kprobe hits rose on loadvm: {base.hits} -> {after.hits}',
-                   f'vmfork hits {base.hits} -> {after.hits}')
-        case.check(f'{cid}.event', event_is(ev, q, 'snapshot-load'),
-                   f'VM_GENERATION_ID_CHANGED on loadvm: {event_text(ev)}',
-                   f'want guid={q} reason=snapshot-load, got {event_text(ev)}')
     else:
         case.check(f'{cid}.guid', g == q == g0 == norm(fixed),
-                   f'loadvm with a fixed guid: guest == QMP == current GUID ({fixed})',
-                   values(g, q, g0, 'before loadvm'))
-        case.check(f'{cid}.gpe', same(base, after, 'gpe'),
-                   f'gpe05 unchanged on loadvm: {base.gpe} -> {after.gpe}',
-                   f'gpe05 {base.gpe} -> {after.gpe}: the guest was notified')
-        case.check(f'{cid}.vmfork', same(base, after, 'hits'),
-                   f'no vmfork kprobe hit on loadvm: {base.hits} -> {after.hits}',
-                   f'vmfork hits {base.hits} -> {after.hits}')
-        case.check(f'{cid}.event', not evs,
-                   'no VM_GENERATION_ID_CHANGED on loadvm',
-                   'got ' + '; '.join(event_text(e) for e in evs))
+                   f'loadvm with a fixed guid: guest == QMP == current GUID '
+                   f'({fixed})', values(g, q, g0, 'before loadvm'))
+    check_notice(case, cid, 'loadvm', base, after, evs, auto, q,
+                 'snapshot-load')
 
 
 def live_migrate(ctx, case, stack, src, cfg, slug):
@@ -201,8 +193,8 @@ def live_migrate(ctx, case, stack, src, cfg, slug):
         src.qmp.cmd('migrate-set-parameters', **{'max-bandwidth': 1 << 30})
         dest.qmp.cmd('migrate-incoming', uri=f'unix:{sock}')
         src.qmp.cmd('migrate', uri=f'unix:{sock}')
-        wait_migration(src)
-        wait_migration(dest)
+        src.wait_migration(180)
+        dest.wait_migration(180)
         wait_status(dest, 'running')
     src.shutdown()
     time.sleep(SETTLE)
