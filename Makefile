@@ -21,8 +21,24 @@ demo: build
 check: build
 	$(H)/timed.sh check $(H)/check.sh
 
+# The change as a mailing-list patch series in series/, and a build and test
+# of each of its patches in turn (slow).
+.PHONY: series series-check
+series: prepare
+	$(H)/timed.sh series $(H)/series.sh
+series-check: series
+	$(H)/timed.sh series-check $(H)/series-check.sh
+
 # Keeps build/dl (the download) and ccache; everything else is rebuilt.
 clean:
 	rm -rf build/src build/edit build/qemu build/stripped* build/guest \
 	       build/vm build/demo build/check-logs \
 	       build/qemu-system-x86_64 build/qemu-img
+
+# Our QEMU against upstream QEMU 10.2.2 (built in build/upstream) and
+# libvirt 9.0's snapshot-revert, under TCG: BENCH_RUNS runs of each (15 by
+# default, about 10 min), results in bench/results/. Not part of check; a
+# one-run smoke test of it is `harness/bench.sh --smoke`.
+.PHONY: bench
+bench: build
+	$(H)/timed.sh bench $(H)/bench.sh

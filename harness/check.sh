@@ -174,6 +174,11 @@ suite_libvirt() {
     lines libvirt bash "$ROOT/tests/libvirt/run.sh"
 }
 
+# --- 6b. the patch series: generated twice alike, checkpatch-clean, applies
+suite_series() {
+    lines series bash "$ROOT/harness/series.sh" --check
+}
+
 # --- 7. the benchmark runs: every measurement once, each gives a number
 suite_bench() {
     check "bench smoke: every measurement produces a number" \
@@ -184,6 +189,7 @@ phase "suite: stripped base" suite_stripped
 phase "suite: tree" suite_tree
 phase "suite: qtest" suite_qtest
 phase "suite: style" suite_style
+phase "suite: series" suite_series
 phase "suite: docs" suite_docs
 phase "suite: guest" suite_guest
 phase "suite: libvirt" suite_libvirt
