@@ -32,7 +32,8 @@ series-check: series
 # Keeps build/dl (the download) and ccache; everything else is rebuilt.
 clean:
 	rm -rf build/src build/edit build/qemu build/stripped* build/guest \
-	       build/vm build/demo build/check-logs \
+	       build/vm build/demo build/check-logs build/upstream \
+	       build/series-check build/libvirt build/bench \
 	       build/qemu-system-x86_64 build/qemu-img
 
 # Our QEMU against upstream QEMU 10.2.2 (built in build/upstream) and
