@@ -51,12 +51,7 @@ fi
 # that is already there is only brought up to date (ccache is shared).
 build_upstream() {
     local dir=$BUILD/upstream
-    if ! git -C "$dir/src" checkout -q -f --detach pristine 2>/dev/null; then
-        rm -rf "$dir/src"
-        git -C "$SRC" worktree prune
-        mkdir -p "$dir"
-        git -C "$SRC" worktree add -q -f --detach "$dir/src" pristine
-    fi
+    worktree "$dir/src" pristine
     bash "$ROOT/harness/build.sh" "$dir/src" "$dir/qemu" "$dir"
 }
 

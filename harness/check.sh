@@ -54,13 +54,7 @@ tap() {
 # QEMU with its own vmgenid) in build/NAME, sharing ccache with ours.
 build_step() {
     local name=$1 tag=$2 dir=$BUILD/$1
-    # A worktree left from a tree that was unpacked again is stale.
-    if ! git -C "$dir/src" checkout -q -f --detach "$tag" 2>/dev/null; then
-        rm -rf "$dir/src"
-        git -C "$SRC" worktree prune
-        mkdir -p "$dir"
-        git -C "$SRC" worktree add -q -f --detach "$dir/src" "$tag"
-    fi
+    worktree "$dir/src" "$tag"
     check "$name QEMU builds" \
         bash "$ROOT/harness/build.sh" "$dir/src" "$dir/qemu" "$dir"
 }

@@ -36,6 +36,18 @@ phase() {
     echo "== $name: $((SECONDS - start)) s"
 }
 
+# worktree DIR TAG: DIR is a worktree of the prepared tree at TAG. One left
+# from a tree that was unpacked again is stale and is made anew.
+worktree() {
+    local dir=$1 tag=$2
+    if ! git -C "$dir" checkout -q -f --detach "$tag" 2>/dev/null; then
+        rm -rf "$dir"
+        git -C "$SRC" worktree prune
+        mkdir -p "$(dirname "$dir")"
+        git -C "$SRC" worktree add -q -f --detach "$dir" "$tag"
+    fi
+}
+
 # git in the prepared tree, with a fixed identity so commits are reproducible.
 tgit() {
     GIT_AUTHOR_NAME=harness GIT_AUTHOR_EMAIL=harness@localhost \

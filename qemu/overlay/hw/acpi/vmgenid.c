@@ -28,8 +28,7 @@
 
 VmGenIdState *vmgenid_find(void)
 {
-    bool ambiguous;
-    Object *obj = object_resolve_path_type("", TYPE_VMGENID, &ambiguous);
+    Object *obj = object_resolve_path_type("", TYPE_VMGENID, NULL);
 
     return obj ? VMGENID(obj) : NULL;
 }
@@ -180,9 +179,7 @@ static void vmgenid_write_guest(VmGenIdState *s)
 /* Raise GPE 5 so that the guest's \_GPE._E05 notifies \_SB.VGEN. */
 static void vmgenid_notify_guest(VmGenIdState *s)
 {
-    bool ambiguous;
-    Object *acpi = object_resolve_path_type("", TYPE_ACPI_DEVICE_IF,
-                                            &ambiguous);
+    Object *acpi = object_resolve_path_type("", TYPE_ACPI_DEVICE_IF, NULL);
 
     if (!vmgenid_guid_addr(s) || !acpi) {
         return;

@@ -42,7 +42,10 @@ struct VmGenIdState {
     bool stream_has_guid;
 };
 
-/* The device, or NULL when the machine has none. */
+/*
+ * The device, or NULL when the machine has none (or, while a second one is
+ * being realized, two).
+ */
 VmGenIdState *vmgenid_find(void);
 
 /* Append the device's SSDT and its linker/loader commands. */
