@@ -20,11 +20,13 @@
 #include "hw/acpi/vmgenid.h"
 #include "hw/boards.h"
 #include "hw/nvram/fw_cfg.h"
-#include "hw/qdev-properties.h"
 #include "migration/vmstate.h"
 #include "system/address-spaces.h"
 #include "system/runstate.h"
 #include "trace.h"
+
+/* How much of a rejected GUID string an error message quotes. */
+#define VMGENID_QUOTE_MAX 40
 
 VmGenIdState *vmgenid_find(void)
 {
@@ -89,60 +91,123 @@ void vmgenid_build_acpi(VmGenIdState *s, GArray *table_data,
 
     g_array_append_vals(table_data, ssdt->buf->data, ssdt->buf->len);
 
+    /*
+     * The same commands, in the same order, as every QEMU since 2.9 gives
+     * the firmware, so that the loader script is the same bytes.
+     */
     bios_linker_loader_alloc(linker, VMGENID_GUID_FW_CFG_FILE, s->page,
                              VMGENID_FW_CFG_SIZE, false);
+    /* QEMU is told the address of the GUID itself, not of the page. */
+    bios_linker_loader_write_pointer(linker, VMGENID_ADDR_FW_CFG_FILE, 0,
+                                     sizeof(s->addr_file),
+                                     VMGENID_GUID_FW_CFG_FILE,
+                                     VMGENID_GUID_OFFSET);
     bios_linker_loader_add_pointer(linker, ACPI_BUILD_TABLE_FILE,
                                    vgia_offset, sizeof(uint32_t),
                                    VMGENID_GUID_FW_CFG_FILE, 0);
-    /* QEMU is told the address of the GUID itself, not of the page. */
-    bios_linker_loader_write_pointer(linker, VMGENID_ADDR_FW_CFG_FILE, 0,
-                                     sizeof(s->addr_le),
-                                     VMGENID_GUID_FW_CFG_FILE,
-                                     VMGENID_GUID_OFFSET);
 
     acpi_table_end(linker, &table);
     free_aml_allocator();
 }
 
 /* The GUID as the guest reads it: the first three fields little endian. */
-static QemuUUID vmgenid_guest_guid(VmGenIdState *s)
+static QemuUUID vmgenid_guest_order(const QemuUUID *guid)
 {
-    return qemu_uuid_bswap(s->guid);
+    return qemu_uuid_bswap(*guid);
 }
 
-/* Where the firmware put the GUID; 0 until it has. */
+/* Where the GUID is in guest memory; 0 until the firmware has told us. */
 static uint64_t vmgenid_guid_addr(VmGenIdState *s)
 {
     return ldq_le_p(s->addr_le);
 }
 
-/*
- * The address comes from the guest, which may write anything there: use it
- * only if the 16 GUID bytes lie in writable guest RAM.
- */
-static bool vmgenid_guid_addr_ok(uint64_t addr)
+/* Whether @mr is (part of) the machine's main RAM. */
+static bool vmgenid_is_machine_ram(MemoryRegion *mr)
 {
+    MemoryRegion *ram = MACHINE(qdev_get_machine())->ram;
+
+    /* With NUMA memdevs, the main RAM is a container of backends. */
+    for (; mr; mr = mr->container) {
+        if (mr == ram) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Whether [@addr, @addr + @len) meets the machine's SMRAM windows (the
+ * "smram" link of x86 machines). Those may map plain RAM into the normal
+ * address space while the firmware has them open.
+ */
+static bool vmgenid_in_smram(uint64_t addr, uint64_t len)
+{
+    Object *obj = object_property_get_link(qdev_get_machine(), "smram", NULL);
+    MemoryRegion *smram, *sub;
+
+    if (!obj) {
+        return false;
+    }
+    smram = MEMORY_REGION(obj);
+    QTAILQ_FOREACH(sub, &smram->subregions, subregions_link) {
+        uint64_t start = sub->addr, size = int128_get64(sub->size);
+
+        if (sub->enabled && addr < start + size && start < addr + len) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * The address comes from the guest, which may write anything there. Say
+ * why the GUID cannot go there, or return NULL if all of its 16 bytes lie
+ * in one piece of the machine's ordinary, writable RAM.
+ */
+static const char *vmgenid_addr_problem(uint64_t addr)
+{
+    const uint64_t len = sizeof(QemuUUID);
     MemoryRegionSection sec;
     const char *why = NULL;
 
     if (addr & 7) {
-        why = "is not 8-byte aligned";
-    } else if (addr > UINT64_MAX - sizeof(QemuUUID)) {
-        why = "is out of range";
-    } else {
-        sec = memory_region_find(get_system_memory(), addr, sizeof(QemuUUID));
-        if (!sec.mr || !memory_region_is_ram(sec.mr) ||
-            memory_region_is_rom(sec.mr) ||
-            memory_region_is_ram_device(sec.mr)) {
-            why = "is not in guest RAM";
-        } else if (int128_lt(sec.size, int128_make64(sizeof(QemuUUID)))) {
-            why = "runs past the end of guest RAM";
-        }
-        if (sec.mr) {
-            memory_region_unref(sec.mr);
-        }
+        return "is not 8-byte aligned";
     }
+    if (addr > UINT64_MAX - len) {
+        return "is out of range";
+    }
+    sec = memory_region_find(get_system_memory(), addr, len);
+    if (!sec.mr) {
+        return "is not in the machine's RAM";
+    }
+    if (sec.offset_within_address_space != addr ||
+        !vmgenid_is_machine_ram(sec.mr) || !memory_region_is_ram(sec.mr)) {
+        /* Also ROM, device RAM such as a VGA BAR, memory devices. */
+        why = "is not in the machine's RAM";
+    } else if (int128_lt(sec.size, int128_make64(len))) {
+        why = "runs past the end of a RAM region";
+    } else if (sec.readonly || memory_region_is_rom(sec.mr)) {
+        /* E.g. BIOS shadow RAM that the PAM registers made read-only. */
+        why = "is in read-only memory";
+    } else if (vmgenid_in_smram(addr, len)) {
+        why = "is in SMRAM";
+    } else if (memory_region_has_ram_discard_manager(sec.mr) &&
+               !ram_discard_manager_is_populated(
+                   memory_region_get_ram_discard_manager(sec.mr), &sec)) {
+        why = "is in memory that is not plugged";
+    }
+    memory_region_unref(sec.mr);
+    return why;
+}
+
+/* Check an address the guest reported; log and trace a refusal. */
+static bool vmgenid_addr_ok(uint64_t addr)
+{
+    const char *why = vmgenid_addr_problem(addr);
+
     if (why) {
+        trace_vmgenid_addr_refused(addr, why);
         qemu_log_mask(LOG_GUEST_ERROR,
                       "%s: GUID address 0x%" PRIx64 " %s; not writing it\n",
                       TYPE_VMGENID, addr, why);
@@ -153,202 +218,258 @@ static bool vmgenid_guid_addr_ok(uint64_t addr)
 /* Keep the fw_cfg copy current for the firmware's next load of the page. */
 static void vmgenid_update_page(VmGenIdState *s)
 {
-    QemuUUID le = vmgenid_guest_guid(s);
+    QemuUUID le = vmgenid_guest_order(&s->guid);
 
     memcpy(s->page->data + VMGENID_GUID_OFFSET, &le, sizeof(le));
 }
 
-/* Write the GUID where the firmware put it, if it has done so. */
-static void vmgenid_write_guest(VmGenIdState *s)
+/*
+ * Write the GUID where the firmware put it. Return whether the guest's
+ * memory now holds it: false before the firmware placed the page, or if
+ * the place is not (or no longer) usable.
+ */
+static bool vmgenid_write_guest(VmGenIdState *s)
 {
     uint64_t addr = vmgenid_guid_addr(s);
-    QemuUUID le = vmgenid_guest_guid(s);
-    g_autofree char *text = NULL;
+    QemuUUID le = vmgenid_guest_order(&s->guid);
 
-    if (!addr || !vmgenid_guid_addr_ok(addr)) {
-        return;
+    if (!addr || !vmgenid_addr_ok(addr)) {
+        return false;
     }
     if (trace_event_get_state_backends(TRACE_VMGENID_GUID_WRITE)) {
-        text = qemu_uuid_unparse_strdup(&s->guid);
+        g_autofree char *text = qemu_uuid_unparse_strdup(&s->guid);
+
         trace_vmgenid_guid_write(addr, text);
     }
-    address_space_write(&address_space_memory, addr, MEMTXATTRS_UNSPECIFIED,
-                        &le, sizeof(le));
+    return address_space_write(&address_space_memory, addr,
+                               MEMTXATTRS_UNSPECIFIED,
+                               &le, sizeof(le)) == MEMTX_OK;
+}
+
+/*
+ * The GUID that a loaded state left in guest memory: the one the guest
+ * ran with when it was saved. Only compared with ours, never reported.
+ */
+static bool vmgenid_read_guest(VmGenIdState *s, QemuUUID *guid)
+{
+    uint64_t addr = vmgenid_guid_addr(s);
+    QemuUUID le;
+
+    if (!addr || vmgenid_addr_problem(addr) ||
+        address_space_read(&address_space_memory, addr,
+                           MEMTXATTRS_UNSPECIFIED,
+                           &le, sizeof(le)) != MEMTX_OK) {
+        return false;
+    }
+    *guid = vmgenid_guest_order(&le);
+    return true;
 }
 
 /* Raise GPE 5 so that the guest's \_GPE._E05 notifies \_SB.VGEN. */
-static void vmgenid_notify_guest(VmGenIdState *s)
+static void vmgenid_notify_guest(void)
 {
     Object *acpi = object_resolve_path_type("", TYPE_ACPI_DEVICE_IF, NULL);
 
-    if (!vmgenid_guid_addr(s) || !acpi) {
-        return;
+    if (acpi) {
+        trace_vmgenid_notify();
+        acpi_send_event(DEVICE(acpi), ACPI_VMGENID_CHANGE_STATUS);
     }
-    trace_vmgenid_notify();
-    acpi_send_event(DEVICE(acpi), ACPI_VMGENID_CHANGE_STATUS);
 }
 
 /*
- * Make @guid the generation ID. The guest's page is rewritten in any case
- * (the guest may have scribbled on it); the guest is notified, and the
- * change reported, only when the value changes or @force says the guest may
- * have seen another one.
+ * The guest runs (or is about to): if its generation ID is not the one it
+ * last ran with, tell it, and tell management. The guest is notified only
+ * if the new value really is in its memory.
  */
-static void vmgenid_change(VmGenIdState *s, const QemuUUID *guid,
-                           VmGenerationIdReason reason, bool force)
+static void vmgenid_deliver(VmGenIdState *s)
 {
-    bool changed = force || !qemu_uuid_is_equal(&s->guid, guid);
     g_autofree char *text = NULL;
 
+    if (s->guest_guid_known && qemu_uuid_is_equal(&s->guid, &s->guest_guid)) {
+        return;
+    }
+    if (vmgenid_write_guest(s)) {
+        vmgenid_notify_guest();
+    }
+    s->guest_guid = s->guid;
+    s->guest_guid_known = true;
+    text = qemu_uuid_unparse_strdup(&s->guid);
+    qapi_event_send_vm_generation_id_changed(text, s->reason);
+}
+
+/* Whether the guest runs, so that it can be told of a change now. */
+static bool vmgenid_guest_awake(VmGenIdState *s)
+{
+    return runstate_check(RUN_STATE_RUNNING) && !s->asleep;
+}
+
+/*
+ * Make @guid the generation ID. The guest's memory holds it at once; the
+ * guest hears of it now if it runs, else when it next runs.
+ */
+static void vmgenid_set(VmGenIdState *s, const QemuUUID *guid,
+                        VmGenerationIdReason reason)
+{
+    g_autofree char *text = qemu_uuid_unparse_strdup(guid);
+
+    trace_vmgenid_set(text, VmGenerationIdReason_str(reason));
     s->guid = *guid;
+    s->reason = reason;
     vmgenid_update_page(s);
-    vmgenid_write_guest(s);
-    if (changed) {
-        vmgenid_notify_guest(s);
-        text = qemu_uuid_unparse_strdup(&s->guid);
-        qapi_event_send_vm_generation_id_changed(text, reason);
+    if (vmgenid_guest_awake(s)) {
+        vmgenid_deliver(s);
+    } else {
+        vmgenid_write_guest(s);
     }
 }
 
-/* fw_cfg write callback: the firmware reports where it put the GUID. */
+static void vmgenid_vm_state_change(void *opaque, bool running,
+                                    RunState state)
+{
+    VmGenIdState *s = opaque;
+
+    if (running && vmgenid_guest_awake(s)) {
+        vmgenid_deliver(s);
+    }
+}
+
+static void vmgenid_suspended(Notifier *n, void *data)
+{
+    VmGenIdState *s = container_of(n, VmGenIdState, suspend_notifier);
+
+    s->asleep = true;
+}
+
+/*
+ * Called after the wakeup reset, which cleared the GPE status: a change
+ * made while the guest slept is announced now.
+ */
+static void vmgenid_woken(Notifier *n, void *data)
+{
+    VmGenIdState *s = container_of(n, VmGenIdState, wakeup_notifier);
+
+    s->asleep = false;
+    if (vmgenid_guest_awake(s)) {
+        vmgenid_deliver(s);
+    }
+}
+
+/*
+ * fw_cfg write callback: the firmware reports where it put the GUID. Only
+ * a complete, usable address is taken; anything else leaves the device
+ * without one, so that nothing is written.
+ */
 static void vmgenid_addr_written(void *opaque, off_t start, size_t len)
 {
     VmGenIdState *s = opaque;
+    uint64_t addr = ldq_le_p(s->addr_file);
 
-    trace_vmgenid_addr_written(vmgenid_guid_addr(s));
-    /* No notification: no OS runs yet to care about a change. */
-    vmgenid_write_guest(s);
-}
-
-static int vmgenid_pre_save(void *opaque)
-{
-    VmGenIdState *s = opaque;
-
-    s->stream_guid = s->guid;
-    return 0;
-}
-
-static int vmgenid_pre_load(void *opaque)
-{
-    VmGenIdState *s = opaque;
-
-    s->stream_has_guid = false;
-    return 0;
+    trace_vmgenid_addr_written(addr, len, start);
+    memset(s->addr_le, 0, sizeof(s->addr_le));
+    if (start != 0 || len != sizeof(s->addr_file)) {
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "%s: partial write of %s (%zu bytes at offset %lld);"
+                      " ignoring it\n", TYPE_VMGENID,
+                      VMGENID_ADDR_FW_CFG_FILE, len, (long long)start);
+        return;
+    }
+    if (addr && vmgenid_addr_ok(addr)) {
+        stq_le_p(s->addr_le, addr);
+        /* No notification: no OS runs yet to care about a change. */
+        vmgenid_write_guest(s);
+    }
 }
 
 /*
- * A state is being loaded, and with it the page as the saved guest had it.
- * A live migration continues the same generation; a snapshot load runs the
- * guest again from an earlier state, which "auto" answers with a new GUID.
- * QEMU cannot tell a restore from a file from a live migration: management
- * that wants a new generation there passes a new guid= or sets one.
+ * A state was loaded: guest memory is the saved guest's, with the GUID it
+ * had then. Note that GUID, and write ours over it. QEMU cannot tell a
+ * live migration from one more restore of a saved stream, so "auto" draws
+ * a new GUID for every copy; continuity across a live migration is
+ * management's to ask for, by giving the destination the source's GUID.
+ * The guest hears of the change when it next runs, which a failed
+ * incoming migration never does.
  */
 static int vmgenid_post_load(void *opaque, int version_id)
 {
     VmGenIdState *s = opaque;
-    bool incoming = runstate_check(RUN_STATE_INMIGRATE);
+    uint64_t addr = vmgenid_guid_addr(s);
     QemuUUID guid = s->guid;
 
-    if (s->stream_has_guid) {
-        /* What the guest saw: compare with it, and keep it if ours is auto. */
-        if (s->guid_auto && incoming) {
-            guid = s->stream_guid;
-        }
-        s->guid = s->stream_guid;
+    if (addr && !vmgenid_addr_ok(addr)) {
+        memset(s->addr_le, 0, sizeof(s->addr_le));
     }
-    if (s->guid_auto && !incoming) {
+    memcpy(s->addr_file, s->addr_le, sizeof(s->addr_file));
+    s->guest_guid_known = vmgenid_read_guest(s, &s->guest_guid);
+    if (s->guid_auto) {
         qemu_uuid_generate(&guid);
     }
-    /* Without the GUID in the stream, assume the guest saw another one. */
-    vmgenid_change(s, &guid,
-                   incoming ? VM_GENERATION_ID_REASON_MIGRATION
-                            : VM_GENERATION_ID_REASON_SNAPSHOT_LOAD,
-                   !s->stream_has_guid);
+    vmgenid_set(s, &guid,
+                runstate_check(RUN_STATE_INMIGRATE)
+                ? VM_GENERATION_ID_REASON_MIGRATION
+                : VM_GENERATION_ID_REASON_SNAPSHOT_LOAD);
     return 0;
 }
 
-static bool vmgenid_guid_needed(void *opaque)
-{
-    VmGenIdState *s = opaque;
-
-    return s->migrate_guid;
-}
-
-static int vmgenid_guid_post_load(void *opaque, int version_id)
-{
-    VmGenIdState *s = opaque;
-
-    s->stream_has_guid = true;
-    return 0;
-}
-
-/*
- * The GUID the guest has, so that the destination keeps it where it should
- * and notifies the guest only of a real change. QEMU 10.2 and older do not
- * know this subsection: migrate to them with migrate-guid=off.
- */
-static const VMStateDescription vmstate_vmgenid_guid = {
-    .name = TYPE_VMGENID "/guid",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .needed = vmgenid_guid_needed,
-    .post_load = vmgenid_guid_post_load,
-    .fields = (const VMStateField[]) {
-        VMSTATE_UINT8_ARRAY(stream_guid.data, VmGenIdState, sizeof(QemuUUID)),
-        VMSTATE_END_OF_LIST()
-    },
-};
-
-/* Byte for byte the section upstream QEMU uses, so either can migrate. */
+/* Byte for byte the section every QEMU since 2.9 uses. */
 static const VMStateDescription vmstate_vmgenid = {
     .name = TYPE_VMGENID,
     .version_id = 1,
     .minimum_version_id = 1,
-    .pre_save = vmgenid_pre_save,
-    .pre_load = vmgenid_pre_load,
     .post_load = vmgenid_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_UINT8_ARRAY(addr_le, VmGenIdState, sizeof(uint64_t)),
         VMSTATE_END_OF_LIST()
     },
-    .subsections = (const VMStateDescription * const []) {
-        &vmstate_vmgenid_guid,
-        NULL
-    },
 };
 
-/* A reset runs the firmware again, which allocates the page anew. */
+/*
+ * A reset runs the firmware again, which allocates the page anew; waking
+ * from S3 does not, so the page stays where it is then.
+ */
 static void vmgenid_reset_hold(Object *obj, ResetType type)
 {
     VmGenIdState *s = VMGENID(obj);
 
-    memset(s->addr_le, 0, sizeof(s->addr_le));
+    if (type != RESET_TYPE_WAKEUP) {
+        memset(s->addr_le, 0, sizeof(s->addr_le));
+        memset(s->addr_file, 0, sizeof(s->addr_file));
+    }
 }
 
-/*
- * Accept exactly xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (any case) or "auto";
- * qemu_uuid_parse() alone lets some malformed strings through.
- */
+/* At most VMGENID_QUOTE_MAX printable characters of @str, for messages. */
+static char *vmgenid_quote(const char *str)
+{
+    size_t len = strnlen(str, VMGENID_QUOTE_MAX + 1);
+    char *quote = g_strndup(str, MIN(len, VMGENID_QUOTE_MAX));
+    char *p;
+
+    for (p = quote; *p; p++) {
+        if (!g_ascii_isprint(*p)) {
+            *p = '?';
+        }
+    }
+    if (len > VMGENID_QUOTE_MAX) {
+        char *longer = g_strconcat(quote, "...", NULL);
+
+        g_free(quote);
+        quote = longer;
+    }
+    return quote;
+}
+
+/* A GUID in 8-4-4-4-12 form (either case), or "auto" for a random one. */
 static bool vmgenid_parse_guid(const char *str, QemuUUID *guid, bool *is_auto,
                                Error **errp)
 {
-    ERRP_GUARD();
-    size_t i;
-
     if (!strcmp(str, "auto")) {
         qemu_uuid_generate(guid);
         *is_auto = true;
         return true;
     }
-    for (i = 0; str[i]; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (qemu_uuid_parse(str, guid) < 0) {
+        g_autofree char *quote = vmgenid_quote(str);
 
-        if (dash ? str[i] != '-' : !g_ascii_isxdigit(str[i])) {
-            break;
-        }
-    }
-    if (i != 36 || str[i] || qemu_uuid_parse(str, guid) < 0) {
-        error_setg(errp, "'%s' is not a valid GUID", str);
+        error_setg(errp, "'%s' is not a valid GUID", quote);
         error_append_hint(errp, "Use the form "
                           "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx with hex digits"
                           " x, or 'auto' for a random one.\n");
@@ -374,7 +495,10 @@ static void vmgenid_set_guid(Object *obj, const char *value, Error **errp)
     bool is_auto;
 
     if (!DEVICE(obj)->realized) {
-        vmgenid_parse_guid(value, &s->guid, &s->guid_auto, errp);
+        if (vmgenid_parse_guid(value, &guid, &is_auto, errp)) {
+            s->guid = guid;
+            s->guid_auto = is_auto;
+        }
         return;
     }
     if (runstate_check(RUN_STATE_INMIGRATE)) {
@@ -384,7 +508,7 @@ static void vmgenid_set_guid(Object *obj, const char *value, Error **errp)
         return;
     }
     if (vmgenid_parse_guid(value, &guid, &is_auto, errp)) {
-        vmgenid_change(s, &guid, VM_GENERATION_ID_REASON_SET, false);
+        vmgenid_set(s, &guid, VM_GENERATION_ID_REASON_SET);
     }
 }
 
@@ -437,13 +561,30 @@ static void vmgenid_realize(DeviceState *dev, Error **errp)
     s->page = g_array_sized_new(false, true, 1, VMGENID_FW_CFG_SIZE);
     g_array_set_size(s->page, VMGENID_FW_CFG_SIZE);
     vmgenid_update_page(s);
+    /* The first generation is the one the guest boots with. */
+    s->guest_guid = s->guid;
+    s->guest_guid_known = true;
 
     fw_cfg = fw_cfg_find();
     fw_cfg_add_file(fw_cfg, VMGENID_GUID_FW_CFG_FILE, s->page->data,
                     VMGENID_FW_CFG_SIZE);
     fw_cfg_add_file_callback(fw_cfg, VMGENID_ADDR_FW_CFG_FILE, NULL,
-                             vmgenid_addr_written, s, s->addr_le,
-                             sizeof(s->addr_le), false);
+                             vmgenid_addr_written, s, s->addr_file,
+                             sizeof(s->addr_file), false);
+
+    qemu_add_vm_change_state_handler(vmgenid_vm_state_change, s);
+    s->suspend_notifier.notify = vmgenid_suspended;
+    qemu_register_suspend_notifier(&s->suspend_notifier);
+    s->wakeup_notifier.notify = vmgenid_woken;
+    qemu_register_wakeup_notifier(&s->wakeup_notifier);
+
+    /*
+     * fw_cfg files cannot be taken back, and the guest would keep a GUID
+     * that no longer changes: the device stays as long as the machine.
+     */
+    error_setg(&s->unplug_blocker, "the %s device cannot be removed",
+               TYPE_VMGENID);
+    qdev_add_unplug_blocker(dev, s->unplug_blocker);
 }
 
 static void vmgenid_instance_init(Object *obj)
@@ -454,17 +595,12 @@ static void vmgenid_instance_init(Object *obj)
     s->guid_auto = true;
 }
 
-static const Property vmgenid_properties[] = {
-    DEFINE_PROP_BOOL("migrate-guid", VmGenIdState, migrate_guid, true),
-};
-
 static void vmgenid_class_init(ObjectClass *klass, const void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(klass);
     ResettableClass *rc = RESETTABLE_CLASS(klass);
 
     dc->desc = "VM Generation ID";
-    device_class_set_props(dc, vmgenid_properties);
     dc->realize = vmgenid_realize;
     dc->vmsd = &vmstate_vmgenid;
     rc->phases.hold = vmgenid_reset_hold;

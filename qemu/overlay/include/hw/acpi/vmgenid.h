@@ -9,6 +9,8 @@
 
 #include "hw/acpi/bios-linker-loader.h"
 #include "hw/sysbus.h"
+#include "qapi/qapi-types-machine.h"
+#include "qemu/notify.h"
 #include "qemu/uuid.h"
 #include "qom/object.h"
 
@@ -31,15 +33,25 @@ OBJECT_DECLARE_SIMPLE_TYPE(VmGenIdState, VMGENID)
 struct VmGenIdState {
     SysBusDevice parent_obj;
 
-    QemuUUID guid;          /* current generation ID, as the user writes it */
-    bool guid_auto;         /* QEMU draws the value ("guid=auto") */
-    bool migrate_guid;      /* send the GUID in the migration stream */
-    GArray *page;           /* contents of VMGENID_GUID_FW_CFG_FILE */
-    uint8_t addr_le[8];     /* VMGENID_ADDR_FW_CFG_FILE: GUID address, LE */
+    QemuUUID guid;          /* the generation ID, as the user writes it */
+    bool guid_auto;         /* "guid=auto": QEMU draws every new value */
 
-    /* The GUID in the migration stream, and whether the stream had it. */
-    QemuUUID stream_guid;
-    bool stream_has_guid;
+    /*
+     * The generation the guest last ran with, and why the current one
+     * differs from it. The guest hears of a change only when it runs.
+     */
+    QemuUUID guest_guid;
+    bool guest_guid_known;
+    VmGenerationIdReason reason;
+    bool asleep;            /* suspended to RAM: hold notifications */
+
+    GArray *page;           /* contents of VMGENID_GUID_FW_CFG_FILE */
+    uint8_t addr_file[8];   /* VMGENID_ADDR_FW_CFG_FILE as the guest wrote it */
+    uint8_t addr_le[8];     /* the GUID address in use (migrated); 0: none */
+
+    Notifier suspend_notifier;
+    Notifier wakeup_notifier;
+    Error *unplug_blocker;
 };
 
 /*
