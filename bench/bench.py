@@ -1,46 +1,47 @@
-"""Measure the vmgenid device under TCG: how soon a guest reads a new
-generation ID, what the device costs at boot and restore, and how a revert
-in one QEMU process compares with libvirt's, which restarts QEMU.
+"""Measure the vmgenid device under TCG: how soon a guest is notified of a
+new generation ID, what the device costs at boot and restore, and how a
+revert in one QEMU process compares with libvirt's, which restarts QEMU.
 
 harness/bench.sh runs this after building both QEMUs and starting private
 libvirt daemons; it writes every sample (seconds) to a JSON file that
 bench/report.py turns into a table and a plot.
 
-Times come from the host only.  A guest "reads" a new GUID when the line
-`<time> <guid>` of `vmgenid-guest --watch`, running in the foreground on
-the guest's serial console, arrives on the host's end of that console; the
-host's wall clock at that moment is compared with the host-side change: the
-QMP timestamp of the RESUME event (restore, loadvm) or the moment the
-command was sent (set-vm-generation-id, virsh).  The tool re-reads the GUID
-every 100 ms, so every latency includes up to 100 ms of that period.
+Times come from the host only.  The guest runs `vmgenid-guest --watch` in
+the foreground on its serial console, woken by a kprobe on
+add_vmfork_randomness (what Linux 6.1's vmgenid driver calls when it
+handles the notification), read from tracefs's trace_pipe; no poll
+period is in the way.  A latency ends when the tool's `<time> <guid>`
+line arrives on the host's end of the console (a thread stamps every
+line on arrival) and starts when the host sent the command (cont,
+set-vm-generation-id, virsh) or, for loadvm, at the QMP timestamp of the
+RESUME event.
 
-Standard library only (Debian's /usr/bin/python3).
+QEMU is driven through QEMU's own python library (qemu.machine), which
+guest/console.py sets up; nothing else beyond the standard library.
 """
 
 import argparse
 import json
 import os
 import platform
-import random
 import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 import traceback
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / 'harness'))
-import vm as harness  # noqa: E402
+sys.path.insert(0, str(ROOT / 'guest'))
+from console import (ACCEL, APPEND, GUEST, GUID, READY, Console,  # noqa: E402
+                     GuestError, GuestMachine)
 
-GUID = r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
 FIRST_LINE = re.compile(rf'^({GUID})$')            # the watcher's first line
 CHANGE_LINE = re.compile(rf'(\d+\.\d{{3}}) ({GUID})$')  # each change after
-READY = re.compile(r'GUEST-READY')
-APPEND = 'console=ttyS0 panic=-1 quiet'
+# How the watcher says it waits; anything but an event is refused here.
+WAKE_LINE = re.compile(r'^vmgenid-guest: (waiting for|polling every) (.*)$')
 BOOT_TIMEOUT = 240
 SEEN_TIMEOUT = 60
 MIGRATE_TIMEOUT = 180
@@ -64,123 +65,28 @@ def say(text):
     print(text, flush=True)
 
 
-class Serial:
-    """A guest's serial console, read by a thread of its own so that every
-    line is stamped with the host's clocks the moment it arrives.
-
-    Either a connected socket (QEMU is the server) or a listening one
-    (QEMU connects, again after each restart: libvirt's revert)."""
-
-    def __init__(self, log_path, sock=None, listener=None):
-        self.lines = []             # (wall clock, monotonic, text)
-        self.cond = threading.Condition()
-        self.sock = sock
-        self.listener = listener
-        self.log = open(log_path, 'a', encoding='utf-8', errors='replace')
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self):
-        if not self.listener:
-            self._read(self.sock)
-            return
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            with self.cond:
-                self.sock = conn
-            self._read(conn)
-            conn.close()
-
-    def _read(self, sock):
-        partial = b''
-        while True:
-            try:
-                data = sock.recv(65536)
-            except OSError:
-                data = b''
-            wall, mono = time.time(), time.monotonic()
-            if not data:
-                return
-            try:
-                self.log.write(data.decode('utf-8', 'replace'))
-                self.log.flush()
-            except ValueError:      # closed: the console is no longer wanted
-                pass
-            partial += data
-            with self.cond:
-                while b'\n' in partial:
-                    line, partial = partial.split(b'\n', 1)
-                    text = line.decode('utf-8', 'replace').rstrip('\r')
-                    self.lines.append((wall, mono, text))
-                self.cond.notify_all()
-
-    def mark(self):
-        with self.cond:
-            return len(self.lines)
-
-    def wait(self, regex, start=0, timeout=SEEN_TIMEOUT, pred=None):
-        """The first line from index start on that regex matches (and
-        pred(match) accepts): (wall, mono, match)."""
-        deadline = time.monotonic() + timeout
-        i = start
-        with self.cond:
-            while True:
-                while i < len(self.lines):
-                    wall, mono, text = self.lines[i]
-                    i += 1
-                    m = regex.search(text)
-                    if m and (pred is None or pred(m)):
-                        return wall, mono, m
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    tail = ' | '.join(t for _, _, t in self.lines[-5:])
-                    raise TimeoutError(f'serial: no {regex.pattern!r} within '
-                                       f'{timeout} s; last lines: {tail}')
-                self.cond.wait(left)
-
-    def send(self, text):
-        with self.cond:
-            sock = self.sock
-        sock.sendall(text.encode())
-
-    def close(self):
-        """After QEMU is gone (or the listener closed): let the reader see
-        the end of the stream, then close the log."""
-        self.thread.join(5)
-        self.log.close()
+def start_watcher(console):
+    """Run vmgenid-guest --watch in the foreground; the GUID it starts
+    with.  It must wait for an event: a poll period would be measured."""
+    mark = console.mark()
+    console.send('vmgenid-guest --watch\n')
+    m = console.wait(WAKE_LINE, mark, 30)[2]
+    if m.group(1) != 'waiting for':
+        raise GuestError(f'the guest tool would poll: {m.group(0)}')
+    return console.wait(FIRST_LINE, mark, 30)[2].group(1)
 
 
-def start_watcher(serial):
-    """Run vmgenid-guest --watch in the foreground; the GUID it starts with."""
-    mark = serial.mark()
-    serial.send('vmgenid-guest --watch\n')
-    return serial.wait(FIRST_LINE, mark, 30)[2].group(1)
-
-
-def seen(serial, start, guid, timeout=SEEN_TIMEOUT):
-    """Host wall-clock time at which the watcher's line for guid arrived."""
+def seen(console, start, guid, timeout=SEEN_TIMEOUT):
+    """Host monotonic time at which the watcher's line for guid arrived."""
     guid = guid.lower()
-    return serial.wait(CHANGE_LINE, start, timeout,
-                       pred=lambda m: m.group(2) == guid)[0]
-
-
-def event_time(ev):
-    ts = ev['timestamp']
-    return ts['seconds'] + ts['microseconds'] / 1e6
+    return console.wait(CHANGE_LINE, start, timeout,
+                        pred=lambda m: m.group(2) == guid)[1]
 
 
 def resume_time(vm, timeout=30):
-    return event_time(vm.qmp.wait_event('RESUME', timeout))
-
-
-def hmp(vm, line, timeout=MIGRATE_TIMEOUT):
-    out = vm.qmp.cmd('human-monitor-command', timeout=timeout,
-                     **{'command-line': line})
-    if out.strip():
-        raise harness.VMError(f'HMP {line!r}: {out.strip()}')
+    """The QMP timestamp of the next RESUME event, on the monotonic clock."""
+    ts = vm.event_wait('RESUME', timeout)['timestamp']
+    return ts['seconds'] + ts['microseconds'] / 1e6 - (time.time() - time.monotonic())
 
 
 class Bench:
@@ -205,18 +111,8 @@ class Bench:
             traceback.print_exc()
 
     def vm(self, name, build, args=(), incoming=False):
-        return harness.VM(name, qemu=self.qemu[build], args=list(args),
-                          append='', incoming=incoming)
-
-    def serial(self, vm, name):
-        return Serial(self.work / f'{name}.console.log', sock=vm.console.sock)
-
-    def boot(self, vm, name):
-        """For a vm just launched (by `with`): wait for the guest's
-        userspace; (serial, seconds since QEMU started)."""
-        serial = self.serial(vm, name)
-        mono = serial.wait(READY, 0, BOOT_TIMEOUT)[1]
-        return serial, mono - vm.started
+        return GuestMachine(name, qemu=self.qemu[build], args=list(args),
+                            incoming=incoming)
 
     # --- 1 and 2: boot, save, restore with a new GUID, both builds ------
     def cycle(self, build, dev, run):
@@ -228,33 +124,24 @@ class Bench:
         state = self.work / f'{build}-{"dev" if dev else "nodev"}.state'
         state.unlink(missing_ok=True)
 
-        a = self.vm(f'{name}-a', build, device(uuid.uuid4()))
-        with a:
-            serial, boot = self.boot(a, f'{name}-a')
-            self.record(f'boot/{tag}', boot)
+        with self.vm(f'{name}-a', build, device(uuid.uuid4())) as a:
+            self.record(f'boot/{tag}', a.boot(BOOT_TIMEOUT))
             if dev:
-                start_watcher(serial)
+                start_watcher(a.console)
             t = time.monotonic()
-            a.stop()
-            a.qmp.cmd('migrate', uri=f'file:{state}')
-            a.wait_migration(MIGRATE_TIMEOUT, poll=0.01)
+            a.save(state, MIGRATE_TIMEOUT)
             self.record(f'save/{tag}', time.monotonic() - t)
-        serial.close()
 
         new = str(uuid.uuid4())
-        b = self.vm(f'{name}-b', build, device(new), incoming=True)
         t = time.monotonic()
-        with b:
-            serial = self.serial(b, f'{name}-b')
-            b.qmp.cmd('migrate-incoming', uri=f'file:{state}')
-            b.wait_migration(MIGRATE_TIMEOUT, poll=0.01)
-            b.qmp.events.clear()
-            b.qmp.cmd('cont')
+        with self.vm(f'{name}-b', build, device(new), incoming=True) as b:
+            b.launch()
+            b.restore(state, MIGRATE_TIMEOUT)
+            sent = time.monotonic()
+            b.cmd('cont')
             self.record(f'restore/{tag}', time.monotonic() - t)
             if dev:
-                resumed = resume_time(b)
-                self.record(f'latency/restore/{build}', seen(serial, 0, new) - resumed)
-        serial.close()
+                self.record(f'latency/restore/{build}', seen(b.console, 0, new) - sent)
         state.unlink(missing_ok=True)
 
     def phase_cycles(self):
@@ -284,51 +171,48 @@ class Bench:
         qcow2 disk for the snapshot), with guid=auto."""
         say('ours: loadvm with guid=auto, set-vm-generation-id')
         disk = self.disk('ours')
-        g = self.vm('bench-ours', 'ours', [
-            '-device', 'vmgenid,id=vmgenid0,guid=auto',
-            '-drive', f'if=none,id=disk0,file={disk},format=qcow2',
-            '-device', 'virtio-blk-pci,drive=disk0'])
-        with g:
-            serial, _ = self.boot(g, 'bench-ours')
-            start_watcher(serial)
+        with self.vm('bench-ours', 'ours', [
+                '-device', 'vmgenid,id=vmgenid0,guid=auto',
+                '-drive', f'if=none,id=disk0,file={disk},format=qcow2',
+                '-device', 'virtio-blk-pci,drive=disk0']) as g:
+            g.boot(BOOT_TIMEOUT)
+            start_watcher(g.console)
             for run in range(self.args.runs):
                 try:
-                    # A snapshot of its own for each load: the watcher's
-                    # 100 ms period is then at a different point each time.
+                    # A snapshot of its own for each load, as libvirt's
+                    # revert below has one taken with the watcher running.
                     self.pause()
-                    hmp(g, 'savevm bench')
+                    g.hmp('savevm bench')
                     self.pause()
-                    old = g.qmp.cmd('query-vm-generation-id')['guid'].lower()
-                    mark = serial.mark()
-                    g.qmp.events.clear()
-                    wall, t = time.time(), time.monotonic()
-                    hmp(g, 'loadvm bench')
+                    old = g.cmd('query-vm-generation-id')['guid'].lower()
+                    mark = g.console.mark()
+                    g.get_qmp_events()
+                    t = time.monotonic()
+                    g.hmp('loadvm bench')
                     self.record('loadvm-command/ours', time.monotonic() - t)
                     resumed = resume_time(g)
-                    new = g.qmp.cmd('query-vm-generation-id')['guid'].lower()
+                    new = g.cmd('query-vm-generation-id')['guid'].lower()
                     if new == old:
-                        raise harness.VMError(f'loadvm kept the GUID {old}')
-                    at = seen(serial, mark, new)
+                        raise GuestError(f'loadvm kept the GUID {old}')
+                    at = seen(g.console, mark, new)
                     self.record('latency/loadvm/ours', at - resumed)
-                    self.record('revert/ours/loadvm', at - wall)
+                    self.record('revert/ours/loadvm', at - t)
                 except Exception as e:  # noqa: BLE001
                     self.failed(f'ours loadvm, run {run + 1}', e)
             for run in range(self.args.runs):
                 try:
                     self.pause()
                     new = str(uuid.uuid4())
-                    mark = serial.mark()
-                    wall = time.time()
-                    g.qmp.cmd('set-vm-generation-id', guid=new)
-                    self.record('latency/set/ours', seen(serial, mark, new) - wall)
+                    mark = g.console.mark()
+                    t = time.monotonic()
+                    g.cmd('set-vm-generation-id', guid=new)
+                    self.record('latency/set/ours', seen(g.console, mark, new) - t)
                 except Exception as e:  # noqa: BLE001
                     self.failed(f'ours set-vm-generation-id, run {run + 1}', e)
-        serial.close()
 
     def pause(self):
-        """A random pause, so that changes fall anywhere in the guest
-        tool's 100 ms period rather than in step with it."""
-        time.sleep(random.uniform(0.2, 0.6))
+        """Let the guest settle back into its wait between changes."""
+        time.sleep(0.3)
 
     # --- 3: libvirt 9.0 snapshot-revert against loadvm in its domain -----
     def virsh(self, *args, timeout=MIGRATE_TIMEOUT):
@@ -339,7 +223,6 @@ class Bench:
         return r.stdout
 
     def domain_xml(self, name, disk, serial_path, emulator):
-        guest = harness.BUILD / 'guest'
         return f"""<domain type='qemu'>
   <name>{name}</name>
   <memory unit='MiB'>256</memory>
@@ -347,8 +230,8 @@ class Bench:
   <genid/>
   <os>
     <type arch='x86_64' machine='q35'>hvm</type>
-    <kernel>{guest / 'vmlinuz'}</kernel>
-    <initrd>{guest / 'initramfs.cpio.gz'}</initrd>
+    <kernel>{GUEST / 'vmlinuz'}</kernel>
+    <initrd>{GUEST / 'initramfs.cpio.gz'}</initrd>
     <cmdline>{APPEND}</cmdline>
   </os>
   <features><acpi/></features>
@@ -390,7 +273,7 @@ class Bench:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(sock_path))
         listener.listen(4)
-        serial = Serial(self.work / f'{name}.console.log', listener=listener)
+        serial = Console(self.work / f'{name}.console.log', listener=listener)
         xml = lv / 'domains' / f'{name}.xml'
         xml.write_text(self.domain_xml(name, disk, sock_path, self.args.emulator))
         self.virsh('define', xml)
@@ -405,7 +288,7 @@ class Bench:
                     self.pause()
                     old, pid = self.genid(name), self.qemu_pid(lv, name)
                     mark = serial.mark()
-                    wall, t = time.time(), time.monotonic()
+                    t = time.monotonic()
                     self.virsh('snapshot-revert', name, 'snap1')
                     self.record('revert/libvirt/virsh', time.monotonic() - t)
                     new = self.genid(name)
@@ -413,18 +296,18 @@ class Bench:
                         raise RuntimeError(f'snapshot-revert kept <genid> {old}')
                     restarts += self.qemu_pid(lv, name) != pid
                     self.record('revert/libvirt/snapshot-revert',
-                                seen(serial, mark, new) - wall)
+                                seen(serial, mark, new) - t)
                 except Exception as e:  # noqa: BLE001
                     self.failed(f'libvirt snapshot-revert, run {run + 1}', e)
                 try:
                     self.pause()
                     new = str(uuid.uuid4())
                     mark = serial.mark()
-                    wall = time.time()
+                    t = time.monotonic()
                     self.virsh('qemu-monitor-command', name, '--hmp', 'loadvm snap1')
                     self.virsh('qemu-monitor-command', name, json.dumps(
                         {'execute': 'set-vm-generation-id', 'arguments': {'guid': new}}))
-                    self.record('revert/ours/libvirt-domain', seen(serial, mark, new) - wall)
+                    self.record('revert/ours/libvirt-domain', seen(serial, mark, new) - t)
                 except Exception as e:  # noqa: BLE001
                     self.failed(f'loadvm + set in the libvirt domain, run {run + 1}', e)
             self.notes.append(f'libvirt snapshot-revert started a new QEMU process '
@@ -435,12 +318,7 @@ class Bench:
                     self.virsh(*cmd)
                 except Exception:  # noqa: BLE001 - libvirtd.sh stop cleans up
                     pass
-            try:
-                listener.shutdown(socket.SHUT_RDWR)   # wakes the accept()
-            except OSError:
-                pass
-            listener.close()
-            serial.close()
+            serial.close()                        # and the listener
 
     def run(self):
         self.work.mkdir(parents=True, exist_ok=True)
@@ -480,13 +358,13 @@ def machine():
             if line.startswith('model name'):
                 cpu = line.split(':', 1)[1].strip()
                 break
-    guest = harness.BUILD / 'guest' / 'vmlinuz.version'
+    guest = GUEST / 'vmlinuz.version'
     commit = subprocess.run(['git', '-C', str(ROOT), 'describe', '--always', '--dirty'],
                             capture_output=True, text=True).stdout.strip()
     return {
         'date': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
         'nproc': os.cpu_count(), 'cpu': cpu,
-        'host_kernel': platform.release(), 'accel': harness.ACCEL,
+        'host_kernel': platform.release(), 'accel': ACCEL,
         'guest_kernel': guest.read_text().strip() if guest.exists() else '?',
         'guest': 'q35, SeaBIOS, 1 vCPU, 256 MiB, Linux + busybox initramfs',
         'commit': commit or '?',

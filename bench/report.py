@@ -22,13 +22,13 @@ LIBVIRT = 'libvirt 9.0'
 # (label, ours key, upstream key, libvirt key); None: nothing to compare.
 ROWS = [
     ('**1. Latency**: restore into a QEMU started with a new GUID; `cont` '
-     '(RESUME) → the guest reads it',
+     'sent → the guest kernel\'s vmgenid handler ran',
      'latency/restore/ours', 'latency/restore/upstream', None),
     ('**1. Latency**: `set-vm-generation-id` on the running guest → the '
-     'guest reads it (upstream has no such command)',
+     'handler ran (upstream has no such command)',
      'latency/set/ours', None, None),
     ('**1. Latency**: `loadvm` with `guid=auto`; guest resumes (RESUME) → '
-     'it reads the fresh GUID (upstream keeps the old one)',
+     'the handler ran (upstream keeps the old GUID)',
      'latency/loadvm/ours', None, None),
     ('**2. Boot** to userspace, with the device',
      'boot/ours/dev', 'boot/upstream/dev', None),
@@ -159,7 +159,7 @@ def plot(samples, png, title):
         'set style line 2 lw 2.5 lc rgb "#d62728"',
         f'set xrange [0.4:{len(LATENCY_PLOT) + 0.6}]',
         f'set xtics ({xtics(LATENCY_PLOT)}) nomirror',
-        'set title "1. host-side change -> guest reads the new GUID (ms)"',
+        'set title "1. host command -> guest kernel handled the change (ms)"',
         'set ylabel "ms"',
         'plot $lat using 1:2 with points ls 1, '
         '$latmed using 1:2:3:4 with vectors nohead ls 2',
@@ -198,12 +198,15 @@ def report(data, png_name):
         *table(samples),
         '',
         'How each number is taken (host clocks only): the guest runs '
-        '`vmgenid-guest --watch` in the foreground on its serial console; it '
-        're-reads the GUID every 100 ms and prints `<time> <guid>` when it '
-        'changed, so each latency includes a wait of 0–100 ms for the next '
-        're-read. A latency ends when that line arrives on the host side of '
-        'the console and starts at the QMP timestamp of the RESUME event '
-        '(restore, loadvm) or when the host sent the command (set, virsh). '
+        '`vmgenid-guest --watch` in the foreground on its serial console. '
+        'It sleeps in a read of tracefs\'s `trace_pipe` until a kprobe on '
+        '`add_vmfork_randomness` fires (the call with which the guest '
+        'kernel\'s vmgenid driver handles the notification), then reads the '
+        'GUID and prints `<time> <guid>`: no poll period is in the way. A '
+        'latency ends when that line arrives on the host side of the '
+        'console (stamped on arrival by a reader thread) and starts when the '
+        'host sent the command (`cont`, set, virsh) or, for loadvm, at the '
+        'QMP timestamp of the RESUME event. '
         'Boot: QEMU started → `GUEST-READY` from the guest\'s /init. Restore: '
         'a new QEMU with `-incoming defer` started → `migrate-incoming` from '
         'the file completed → `cont` returned. Revert: the command sent → the '

@@ -12,10 +12,9 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'harness'))
-import vm as harness  # noqa: E402
+from console import ACCEL, BUILD, GUEST, QEMU, ROOT, GuestMachine
 
-STATE = harness.BUILD / 'demo' / 'vm.state'
+STATE = BUILD / 'demo' / 'vm.state'
 GPE = '/sys/firmware/acpi/interrupts/gpe05'
 TRACE = '/sys/kernel/tracing/trace'
 WATCH_LOG = '/tmp/watch.log'
@@ -43,12 +42,12 @@ def guest_counters(g):
     return gpe, hits if hits.isdigit() else 'n/a'
 
 
-def watch_lines(g, count, timeout=10):
-    """The watcher's output once it has count lines (or at the timeout)."""
+def watch_lines(g, guid, timeout=10):
+    """The watcher's output once it has a line with guid (or at the timeout)."""
     deadline = time.monotonic() + timeout
     while True:
         lines = g.run(f'cat {WATCH_LOG}', check=False).splitlines()
-        if len(lines) >= count or time.monotonic() > deadline:
+        if any(line.endswith(guid) for line in lines) or time.monotonic() > deadline:
             return lines
         time.sleep(0.1)
 
@@ -58,7 +57,7 @@ def compare(g, expected=None):
 
     Returns whether they agree (and the host has the expected GUID), the
     guest's GUID and the guest's gpe05 count."""
-    host = g.qmp.cmd('query-vm-generation-id')['guid'].lower()
+    host = g.cmd('query-vm-generation-id')['guid'].lower()
     with Timer() as t:
         guest = g.run('vmgenid-guest', check=False).strip()
     ok = g.console.rc == 0 and guest == host
@@ -78,22 +77,22 @@ def main():
     STATE.parent.mkdir(parents=True, exist_ok=True)
     ok = True
 
-    version = (harness.BUILD / 'guest' / 'vmlinuz.version').read_text().strip()
-    say('setup', f'{Path(harness.QEMU).name}, q35 + SeaBIOS, -accel {harness.ACCEL}, '
+    version = (GUEST / 'vmlinuz.version').read_text().strip()
+    say('setup', f'{Path(QEMU).name}, q35 + SeaBIOS, -accel {ACCEL}, '
         f'guest kernel {version}')
 
-    with harness.VM('demo-a', args=['-device', 'vmgenid,id=vmgenid0,guid=auto']) as a:
-        boot = a.wait_ready()
+    with GuestMachine('demo-a', args=['-device', 'vmgenid,id=vmgenid0,guid=auto']) as a:
+        boot = a.boot()
         say('boot', f'guest ready in {boot:.1f} s')
         good, first, gpe_before = compare(a)
         ok &= good
         # Left running across the save, it shows the guest noticing.
         watcher = a.run(f'vmgenid-guest --watch > {WATCH_LOG} 2>&1 & echo $!').split()[-1]
-        watch_lines(a, 1)
+        watch_lines(a, first)
         with Timer() as t:
             info = a.save(STATE)
         size = STATE.stat().st_size / 2**20
-        say('save', f'stop + migrate to {STATE.relative_to(harness.ROOT)}: '
+        say('save', f'stop + migrate to {STATE.relative_to(ROOT)}: '
             f'{t.seconds:.1f} s, {size:.1f} MiB '
             f"(QEMU: {info.get('total-time', '?')} ms)")
         with Timer() as t:
@@ -102,15 +101,16 @@ def main():
 
     fresh = str(uuid.uuid4())
     with Timer() as t:
-        b = harness.VM('demo-b', incoming=True,
-                       args=['-device', f'vmgenid,id=vmgenid0,guid={fresh}'])
+        b = GuestMachine('demo-b', incoming=True,
+                         args=['-device', f'vmgenid,id=vmgenid0,guid={fresh}'])
         b.launch()
     with b:
         say('restore', f'new QEMU with guid={fresh} started in {t.seconds:.1f} s')
         with Timer() as t:
             b.restore(STATE)
+            b.cmd('cont')
         say('', f'migrate-incoming from the file + cont: {t.seconds:.1f} s, '
-            f'now {b.status()}')
+            f"now {b.cmd('query-status')['status']}")
         good, second, gpe_after = compare(b, expected=fresh)
         ok &= good
         if second == first:
@@ -118,7 +118,7 @@ def main():
             ok = False
         if gpe_before.isdigit() and gpe_after.isdigit() and int(gpe_after) <= int(gpe_before):
             say('', 'note: gpe05 did not rise, the guest was not notified')
-        lines = watch_lines(b, 2)
+        lines = watch_lines(b, second)
         b.run(f'kill {watcher}', check=False)
         for line in lines:
             say('', f'guest watcher: {line}')

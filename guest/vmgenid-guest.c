@@ -15,7 +15,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/netlink.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,15 +25,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define TABLES_DIR      "/sys/firmware/acpi/tables"
 #define GPE_FILE        "/sys/firmware/acpi/interrupts/gpe05"
+#define TRACEFS         "/sys/kernel/tracing"
+#define NOTIFY_FUNC     "add_vmfork_randomness"
+#define UEVENT_NEW_ID   "NEW_VMGENID=1"
 #define ACPI_HEADER_LEN 36
 #define GUID_OFFSET     40
 #define GUID_LEN        16
 #define WATCH_PERIOD_MS 100
+#define ARRAY_LEN(a)    (sizeof(a) / sizeof((a)[0]))
+
+/* Linux's driver: an ACPI driver in 6.1, a platform driver in 6.12. */
+static const char *const driver_dirs[] = {
+    "/sys/bus/acpi/drivers/vmgenid",
+    "/sys/bus/platform/drivers/vmgenid",
+};
 
 /* NameOp, the name VGIA, DWordPrefix: how "Name (VGIA, 0x...)" encodes. */
 static const uint8_t vgia_aml[] = { 0x08, 'V', 'G', 'I', 'A', 0x0c };
@@ -159,7 +173,7 @@ static uint32_t find_vgia(void)
  */
 static const volatile uint8_t *map_guid(uint32_t vgia)
 {
-    uint64_t page = sysconf(_SC_PAGESIZE);
+    uint64_t page = sysconf(_SC_PAGE_SIZE);
     uint64_t addr = (uint64_t)vgia + GUID_OFFSET;
     uint64_t base = addr & ~(page - 1);
     size_t len = (addr + GUID_LEN - base + page - 1) & ~(page - 1);
@@ -184,6 +198,7 @@ static const volatile uint8_t *map_guid(uint32_t vgia)
             addr, strerror(errno));
     }
     close(fd);
+    /* volatile: the device rewrites the GUID behind our back */
     return (const volatile uint8_t *)p + (addr - base);
 }
 
@@ -221,54 +236,284 @@ static void print_guid(const uint8_t *g, bool stamped)
     fflush(stdout);
 }
 
+/*
+ * --watch: sleep until the kernel handles a change, then re-read the
+ * GUID.  A change raises GPE 5, which Linux's vmgenid driver handles by
+ * calling add_vmfork_randomness().  The watcher waits for that call
+ * through a kprobe, read from the trace_pipe of a tracefs instance of its
+ * own (so that other readers of the trace buffer miss nothing).
+ *
+ * Without tracefs, kprobes or the driver it polls: it re-reads the GUID
+ * every WATCH_PERIOD_MS, and says so.  A uevent with NEW_VMGENID=1 then
+ * wakes it at once; but only Linux 6.8 sends one (6.9 reverted it), so
+ * that alone cannot be waited for.
+ *
+ * The GUID is read only once the wake-up source is ready, so no change
+ * slips in between.
+ */
+
+/* The tracefs instance of the kprobe watcher, removed when it ends. */
+static char trace_instance[128];
+static int trace_fd = -1;
+
+/* Async-signal-safe: the signal handler runs it too. */
+static void remove_trace_instance(void)
+{
+    if (trace_fd >= 0) {
+        close(trace_fd);
+        trace_fd = -1;
+    }
+    if (trace_instance[0]) {
+        rmdir(trace_instance);
+        trace_instance[0] = '\0';
+    }
+}
+
+/* Installed with SA_RESETHAND: raise() then ends the process. */
+static void on_signal(int sig)
+{
+    remove_trace_instance();
+    raise(sig);
+}
+
+/* sysfs links each device the driver is bound to, e.g. QEMUVGID:00. */
+static bool driver_bound(void)
+{
+    struct dirent *de;
+    bool bound = false;
+    size_t i;
+    DIR *dir;
+
+    for (i = 0; !bound && i < ARRAY_LEN(driver_dirs); i++) {
+        dir = opendir(driver_dirs[i]);
+        while (dir && !bound && (de = readdir(dir))) {
+            bound = de->d_type == DT_LNK && strchr(de->d_name, ':');
+        }
+        if (dir) {
+            closedir(dir);
+        }
+    }
+    return bound;
+}
+
+static int write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    int ret = 0;
+
+    if (fd < 0) {
+        return -1;
+    }
+    if (write(fd, text, strlen(text)) < 0) {
+        ret = -1;
+    }
+    close(fd);
+    return ret;
+}
+
+/*
+ * The "group/event" of a kprobe on NOTIFY_FUNC in kprobe_events, listed
+ * as e.g. "p:kprobes/vmfork add_vmfork_randomness".
+ */
+static bool find_kprobe(char *event, size_t size)
+{
+    FILE *f = fopen(TRACEFS "/kprobe_events", "r");
+    char line[512], name[128], target[128];
+    bool found = false;
+
+    if (!f) {
+        return false;
+    }
+    while (!found && fgets(line, sizeof(line), f)) {
+        found = sscanf(line, "p:%127s %127s", name, target) == 2 &&
+                !strcmp(target, NOTIFY_FUNC);
+    }
+    fclose(f);
+    if (found) {
+        snprintf(event, size, "%s", name);
+    }
+    return found;
+}
+
+/*
+ * Enable a kprobe on NOTIFY_FUNC (one already defined, else our own) in
+ * a new tracefs instance; return the instance's trace_pipe, or -1 with
+ * the reason in why.
+ */
+static int open_kprobe(char *why, size_t size)
+{
+    char event[128], path[320];
+
+    if (!driver_bound()) {
+        snprintf(why, size, "the kernel's vmgenid driver is not bound");
+        return -1;
+    }
+    if (access(TRACEFS "/kprobe_events", W_OK)) {
+        snprintf(why, size, "cannot write " TRACEFS "/kprobe_events: %s",
+                 strerror(errno));
+        return -1;
+    }
+    if (!find_kprobe(event, sizeof(event)) &&
+        (write_file(TRACEFS "/kprobe_events",
+                    "p:vmgenid_guest/" NOTIFY_FUNC " " NOTIFY_FUNC "\n") ||
+         !find_kprobe(event, sizeof(event)))) {
+        snprintf(why, size, "cannot add a kprobe on " NOTIFY_FUNC ": %s",
+                 strerror(errno));
+        return -1;
+    }
+    snprintf(trace_instance, sizeof(trace_instance),
+             TRACEFS "/instances/vmgenid-guest-%d", (int)getpid());
+    if (mkdir(trace_instance, 0700)) {
+        snprintf(why, size, "cannot create %s: %s", trace_instance,
+                 strerror(errno));
+        trace_instance[0] = '\0';
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/events/%s/enable", trace_instance, event);
+    if (write_file(path, "1\n")) {
+        snprintf(why, size, "cannot enable %s: %s", path, strerror(errno));
+        remove_trace_instance();
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/trace_pipe", trace_instance);
+    trace_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (trace_fd < 0) {
+        snprintf(why, size, "cannot open %s: %s", path, strerror(errno));
+        remove_trace_instance();
+    }
+    return trace_fd;
+}
+
+/* Each line of the trace pipe is one call of NOTIFY_FUNC. */
+static void wait_kprobe(int fd)
+{
+    char buf[4096];
+    ssize_t n;
+
+    do {
+        n = read(fd, buf, sizeof(buf));
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        die("reading the trace pipe: %s", n ? strerror(errno) : "end of file");
+    }
+}
+
+/* The kernel's uevents (multicast group 1), or -1. */
+static int open_uevent(void)
+{
+    struct sockaddr_nl addr = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    NETLINK_KOBJECT_UEVENT);
+
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof(addr))) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/*
+ * Read the uevents queued on fd: did one carry UEVENT_NEW_ID?  Each is
+ * "ACTION@DEVPATH" followed by "KEY=VALUE" strings.  A lost one (ENOBUFS)
+ * might have: the caller re-reads the GUID anyway.
+ */
+static bool new_id_uevent(int fd)
+{
+    char buf[8192];
+    bool seen = false;
+    ssize_t n, i;
+
+    for (;;) {
+        n = recv(fd, buf, sizeof(buf) - 1, 0);
+        if (n < 0) {
+            return seen || errno == ENOBUFS;
+        }
+        buf[n] = '\0';
+        for (i = 0; i < n; i += strlen(buf + i) + 1) {
+            seen = seen || !strcmp(buf + i, UEVENT_NEW_ID);
+        }
+    }
+}
+
 static long gpe_count(int fd)
 {
     char buf[128];
     ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof(buf) - 1, 0);
+    long count;
 
     if (n <= 0) {
         return -1;
     }
     buf[n] = '\0';
-    return strtol(buf, NULL, 10);
+    return sscanf(buf, "%ld", &count) == 1 ? count : -1;
 }
 
 /*
- * A change raises GPE 5.  Linux counts it in sysfs but does not wake
- * poll() on that file, so poll() mostly serves as the 100 ms timer and the
- * GUID is re-read on every tick.  The counter still earns its keep: a GPE
- * that comes with no GUID change since the previous one is worth a note.
- * The device writes the GUID before raising the GPE, so reading the
- * counter first and the GUID second never sees the GPE ahead of its GUID.
+ * Sleep WATCH_PERIOD_MS, or less if a uevent comes; was the guest
+ * notified?  Linux counts GPE 5 in sysfs but does not wake poll() on that
+ * file, so the count is only compared.  The device writes the GUID before
+ * it raises the GPE, so reading the count first and the GUID second never
+ * sees the GPE ahead of its GUID.
  */
+static bool wait_poll(int uevent_fd, int gpe_fd, long *count)
+{
+    struct pollfd pfd = { .fd = uevent_fd, .events = POLLIN };
+    long prev = *count;
+    bool uevent = false;
+
+    if (poll(&pfd, 1, WATCH_PERIOD_MS) > 0) {
+        uevent = new_id_uevent(uevent_fd);
+    }
+    *count = gpe_count(gpe_fd);
+    return uevent || *count != prev;
+}
+
+/* src is volatile: see map_guid() */
 static void __attribute__((noreturn)) watch(const volatile uint8_t *src)
 {
+    struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESETHAND };
     uint8_t cur[GUID_LEN], now[GUID_LEN];
-    int fd = open(GPE_FILE, O_RDONLY);
-    struct pollfd pfd = { .fd = fd, .events = POLLPRI };
-    long count = gpe_count(fd), prev;
-    bool changed = false;   /* GUID changed since the last GPE */
+    bool notified, changed = false;     /* GUID changed since the last one */
+    int uevent_fd = -1, gpe_fd = -1;
+    char why[512];
+    long count = -1;
+
+    atexit(remove_trace_instance);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+
+    if (open_kprobe(why, sizeof(why)) >= 0) {
+        fprintf(stderr, "vmgenid-guest: waiting for " NOTIFY_FUNC
+                " (kprobe, %s/trace_pipe)\n", trace_instance);
+    } else {
+        uevent_fd = open_uevent();
+        gpe_fd = open(GPE_FILE, O_RDONLY | O_CLOEXEC);
+        count = gpe_count(gpe_fd);
+        fprintf(stderr, "vmgenid-guest: polling every %d ms (%s)%s\n",
+                WATCH_PERIOD_MS, why, uevent_fd < 0 ? "" :
+                "; a uevent " UEVENT_NEW_ID " (Linux 6.8) wakes it at once");
+    }
 
     read_guid(src, cur);
     print_guid(cur, false);
     for (;;) {
-        if (fd >= 0) {
-            poll(&pfd, 1, WATCH_PERIOD_MS);
+        if (trace_fd >= 0) {
+            wait_kprobe(trace_fd);
+            notified = true;
         } else {
-            usleep(WATCH_PERIOD_MS * 1000);
+            notified = wait_poll(uevent_fd, gpe_fd, &count);
         }
-        prev = count;
-        count = gpe_count(fd);
         read_guid(src, now);
         if (memcmp(now, cur, GUID_LEN)) {
             memcpy(cur, now, GUID_LEN);
             print_guid(cur, true);
             changed = true;
         }
-        if (count != prev) {
+        if (notified) {
             if (!changed) {
-                fprintf(stderr, "vmgenid-guest: gpe05 count is now %ld "
-                        "but the GUID did not change\n", count);
+                fprintf(stderr, "vmgenid-guest: notified of a change, "
+                        "but the GUID is the same\n");
             }
             changed = false;
         }
@@ -282,7 +527,9 @@ static void usage(FILE *f)
             "Print the VM Generation ID GUID this guest currently sees.\n"
             "\n"
             "  --watch  keep running; print \"<unix time> <guid>\" on every\n"
-            "           change (GPE 5 counter and a %d ms re-read)\n"
+            "           change, woken by a kprobe on " NOTIFY_FUNC "\n"
+            "           (tracefs); failing that, it re-reads the GUID every\n"
+            "           %d ms (said on stderr)\n"
             "  --help   show this text\n"
             "\n"
             "Needs root, ACPI and /dev/mem; on firmware that puts the GUID\n"
@@ -294,7 +541,7 @@ int main(int argc, char **argv)
 {
     bool watching = false;
     uint8_t guid[GUID_LEN];
-    const volatile uint8_t *src;
+    const volatile uint8_t *src;        /* see map_guid() */
 
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         usage(stdout);

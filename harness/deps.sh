@@ -1,7 +1,12 @@
 #!/bin/bash
 # Install what the harness needs from Debian: QEMU's build dependencies from
 # Debian 12, meson from bookworm-backports, the test peers, and a deb-src entry
-# for the unstable index that carries the QEMU source package.
+# for the unstable index that carries the QEMU source package. Both entries
+# use the Debian mirror this machine's apt already uses for bookworm.
+#
+#   harness/deps.sh                 install (as root; safe to run again)
+#   harness/deps.sh --mirror [DIR]  print the mirror found in DIR (/etc/apt)
+# shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/common.sh"
 
 SOURCES=/etc/apt/sources.list.d/vmgenid-harness.sources
@@ -16,20 +21,72 @@ PACKAGES=(
     libaio-dev libslirp-dev
     seabios ovmf ipxe-qemu acpica-tools busybox-static cpio xz-utils
 )
-BACKPORTS=(meson)
+# From bookworm-backports: meson (QEMU needs 1.5), and pycotap, which
+# QEMU's functional tests (tests/functional/qemu_test) import.
+BACKPORTS=(meson python3-pycotap)
+
+# The URIs of the sources that serve "deb ... bookworm main": one-line
+# entries (sources.list, *.list) on stdin.
+list_uris() {
+    awk '{ sub(/#.*/, "") }
+         $1 == "deb" {
+             i = 2
+             if ($i ~ /^\[/) { while (i < NF && $i !~ /\]$/) i++; i++ }
+             if ($(i + 1) != "bookworm") next
+             for (c = i + 2; c <= NF; c++) if ($c == "main") { print $i; next }
+         }'
+}
+# The same for deb822 entries (*.sources): paragraphs of "Field: value",
+# values continued on indented lines, "Enabled: no" switching one off.
+deb822_uris() {
+    awk 'function has(list, word) { return (" " list " ") ~ (" " word " ") }
+         function flush() {
+             if (has(f["types"], "deb") && has(f["suites"], "bookworm") &&
+                 has(f["components"], "main") && tolower(f["enabled"]) != "no")
+                 print f["uris"]
+             split("", f); name = ""
+         }
+         /^#/ { next }
+         /^[ \t]*$/ { flush(); next }
+         /^[ \t]/ { if (name != "") f[name] = f[name] " " $0; next }
+         { i = index($0, ":"); if (!i) next
+           name = tolower(substr($0, 1, i - 1)); v = substr($0, i + 1)
+           gsub(/^[ \t]+|[ \t]+$/, "", v); f[name] = v }
+         END { flush() }' | tr -s ' \t' '\n' | sed '/^$/d'
+}
+# The Debian mirror apt uses on this machine (DIR: /etc/apt by default),
+# so that a local mirror or proxy keeps working; deb.debian.org if none
+# serves bookworm main.
+debian_mirror() {
+    local dir=${1:-/etc/apt} f uri
+    uri=$({
+        if [ -f "$dir/sources.list" ]; then list_uris < "$dir/sources.list"; fi
+        for f in "$dir"/sources.list.d/*.list; do
+            if [ -f "$f" ]; then list_uris < "$f"; fi
+        done
+        for f in "$dir"/sources.list.d/*.sources; do
+            if [ -f "$f" ]; then deb822_uris < "$f"; fi
+        done
+    } | head -n 1)
+    uri=${uri%/}
+    echo "${uri:-http://deb.debian.org/debian}"
+}
 
 write_sources() {
-    cat > "$SOURCES.new" <<'SRC'
+    local mirror
+    mirror=$(debian_mirror)
+    cat > "$SOURCES.new" <<SRC
 # Added by the vmgenid harness: QEMU's source from unstable (sources only,
-# no binaries) and meson from bookworm-backports.
+# no binaries) and meson from bookworm-backports, from the mirror that
+# serves bookworm main here.
 Types: deb-src
-URIs: http://deb.debian.org/debian
+URIs: $mirror
 Suites: unstable
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: $mirror
 Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
@@ -49,6 +106,10 @@ missing() {
     done
 }
 
+if [ "${1:-}" = --mirror ]; then
+    debian_mirror "${2:-}"
+    exit 0
+fi
 [ "$(id -u)" = 0 ] || die "run as root: apt-get installs the dependencies"
 
 need=$(missing "${PACKAGES[@]}" "${BACKPORTS[@]}")

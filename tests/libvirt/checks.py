@@ -9,7 +9,6 @@ The run ends with 'N passed, N failed' and exits 1 if any check failed.
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / 'harness'))
-from vm import Console  # noqa: E402  (the guest's serial shell)
+sys.path.insert(0, str(ROOT / 'guest'))
+# The guest's serial shell; console also puts QEMU's python library on the path.
+from console import APPEND, BUILD, GUEST, READY, Console  # noqa: E402
+from qemu.machine.console_socket import ConsoleSocket  # noqa: E402
 
 WORK = Path(sys.argv[1])
 EMULATOR = sys.argv[2]
 DOMAINS = WORK / 'domains'
-GUEST = ROOT / 'build' / 'guest'
-QEMU_IMG = ROOT / 'build' / 'qemu-img'
+QEMU_IMG = BUILD / 'qemu-img'
 BOOT_TIMEOUT = 240
 UUID_RE = re.compile(r'[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}')
 SOURCES = 'QEMU command line, dumpxml, QMP and guest'
@@ -88,7 +88,7 @@ class Domain:
     <type arch='x86_64' machine='q35'>hvm</type>
     <kernel>{GUEST / 'vmlinuz'}</kernel>
     <initrd>{GUEST / 'initramfs.cpio.gz'}</initrd>
-    <cmdline>console=ttyS0 panic=-1 quiet</cmdline>
+    <cmdline>{APPEND}</cmdline>
   </os>
   <features><acpi/></features>
   <devices>
@@ -117,7 +117,7 @@ class Domain:
         t = time.monotonic()
         virsh('start', self.name)
         self.connect()
-        self.console.wait_for('GUEST-READY', BOOT_TIMEOUT)
+        self.console.wait(READY, 0, BOOT_TIMEOUT)
         print(f'time: boot {self.name} {time.monotonic() - t:.1f} s', flush=True)
 
     def connect(self):
@@ -125,16 +125,14 @@ class Domain:
         self.disconnect()
         deadline = time.monotonic() + 10
         while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                sock.connect(str(self.serial))
+                sock = ConsoleSocket(address=str(self.serial))
                 break
             except OSError:
-                sock.close()
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        self.console = Console(sock, self.console_log)
+        self.console = Console(self.console_log, sock=sock)
 
     def disconnect(self):
         if self.console:
