@@ -17,9 +17,12 @@
 #include "qemu/module.h"
 #include "hw/acpi/acpi_dev_interface.h"
 #include "hw/acpi/aml-build.h"
+#include "hw/acpi/generic_event_device.h"
 #include "hw/acpi/vmgenid.h"
 #include "hw/boards.h"
+#include "hw/irq.h"
 #include "hw/nvram/fw_cfg.h"
+#include "hw/platform-bus.h"
 #include "migration/vmstate.h"
 #include "system/address-spaces.h"
 #include "system/runstate.h"
@@ -28,21 +31,25 @@
 /* How much of a rejected GUID string an error message quotes. */
 #define VMGENID_QUOTE_MAX 40
 
-VmGenIdState *vmgenid_find(void)
+/* The machine's ACPI device, which raises the change notification. */
+static Object *vmgenid_acpi_device(void)
 {
-    Object *obj = object_resolve_path_type("", TYPE_VMGENID, NULL);
-
-    return obj ? VMGENID(obj) : NULL;
+    return object_resolve_path_type("", TYPE_ACPI_DEVICE_IF, NULL);
 }
 
-void vmgenid_build_acpi(VmGenIdState *s, GArray *table_data,
-                        BIOSLinker *linker, const char *oem_id)
+void vmgenid_add_acpi_table(GArray *table_offsets, GArray *table_data,
+                            BIOSLinker *linker, const char *oem_id)
 {
     AcpiTable table = { .sig = "SSDT", .rev = 1,
                         .oem_id = oem_id, .oem_table_id = "VMGENID" };
     Aml *ssdt, *scope, *dev, *method, *cond, *pkg;
+    VmGenIdState *s = vmgenid_find();
     uint32_t vgia_offset;
 
+    if (!s || !s->acpi) {
+        return;
+    }
+    acpi_add_table(table_offsets, table_data);
     acpi_table_begin(&table, table_data);
     ssdt = init_aml_allocator();
 
@@ -82,12 +89,18 @@ void vmgenid_build_acpi(VmGenIdState *s, GArray *table_data,
     aml_append(scope, dev);
     aml_append(ssdt, scope);
 
-    /* GPE 5 is the one ACPI_VMGENID_CHANGE_STATUS raises. */
-    scope = aml_scope("\\_GPE");
-    method = aml_method("_E05", 0, AML_NOTSERIALIZED);
-    aml_append(method, aml_notify(aml_name("\\_SB.VGEN"), aml_int(0x80)));
-    aml_append(scope, method);
-    aml_append(ssdt, scope);
+    /*
+     * On PC machines ACPI_VMGENID_CHANGE_STATUS raises GPE 5. A Generic
+     * Event Device has an event of its own, which its _EVT handles.
+     */
+    if (!object_dynamic_cast(vmgenid_acpi_device(), TYPE_ACPI_GED)) {
+        scope = aml_scope("\\_GPE");
+        method = aml_method("_E05", 0, AML_NOTSERIALIZED);
+        aml_append(method, aml_notify(aml_name("\\_SB.VGEN"),
+                                      aml_int(0x80)));
+        aml_append(scope, method);
+        aml_append(ssdt, scope);
+    }
 
     g_array_append_vals(table_data, ssdt->buf->data, ssdt->buf->len);
 
@@ -220,7 +233,9 @@ static void vmgenid_update_page(VmGenIdState *s)
 {
     QemuUUID le = vmgenid_guest_order(&s->guid);
 
-    memcpy(s->page->data + VMGENID_GUID_OFFSET, &le, sizeof(le));
+    if (s->page) {
+        memcpy(s->page->data + VMGENID_GUID_OFFSET, &le, sizeof(le));
+    }
 }
 
 /*
@@ -228,7 +243,7 @@ static void vmgenid_update_page(VmGenIdState *s)
  * memory now holds it: false before the firmware placed the page, or if
  * the place is not (or no longer) usable.
  */
-static bool vmgenid_write_guest(VmGenIdState *s)
+static bool vmgenid_write_page(VmGenIdState *s)
 {
     uint64_t addr = vmgenid_guid_addr(s);
     QemuUUID le = vmgenid_guest_order(&s->guid);
@@ -246,6 +261,19 @@ static bool vmgenid_write_guest(VmGenIdState *s)
                                &le, sizeof(le)) == MEMTX_OK;
 }
 
+/* QEMU's own page: nobody but QEMU writes it, so it always lands. */
+static bool vmgenid_write_dt(VmGenIdState *s)
+{
+    QemuUUID le = vmgenid_guest_order(&s->guid);
+
+    if (!s->dt) {
+        return false;
+    }
+    memcpy(memory_region_get_ram_ptr(&s->dt_page), &le, sizeof(le));
+    memory_region_set_dirty(&s->dt_page, 0, sizeof(le));
+    return true;
+}
+
 /*
  * The GUID that a loaded state left in guest memory: the one the guest
  * ran with when it was saved. Only compared with ours, never reported.
@@ -255,24 +283,43 @@ static bool vmgenid_read_guest(VmGenIdState *s, QemuUUID *guid)
     uint64_t addr = vmgenid_guid_addr(s);
     QemuUUID le;
 
-    if (!addr || vmgenid_addr_problem(addr) ||
-        address_space_read(&address_space_memory, addr,
-                           MEMTXATTRS_UNSPECIFIED,
-                           &le, sizeof(le)) != MEMTX_OK) {
+    if (addr && !vmgenid_addr_problem(addr)) {
+        if (address_space_read(&address_space_memory, addr,
+                               MEMTXATTRS_UNSPECIFIED,
+                               &le, sizeof(le)) != MEMTX_OK) {
+            return false;
+        }
+    } else if (s->dt) {
+        memcpy(&le, memory_region_get_ram_ptr(&s->dt_page), sizeof(le));
+    } else {
         return false;
     }
     *guid = vmgenid_guest_order(&le);
     return true;
 }
 
-/* Raise GPE 5 so that the guest's \_GPE._E05 notifies \_SB.VGEN. */
-static void vmgenid_notify_guest(void)
+/* Write the GUID to every place the guest may read it from. */
+static void vmgenid_write_guest(VmGenIdState *s)
 {
-    Object *acpi = object_resolve_path_type("", TYPE_ACPI_DEVICE_IF, NULL);
+    vmgenid_write_page(s);
+    vmgenid_write_dt(s);
+}
 
-    if (acpi) {
-        trace_vmgenid_notify();
-        acpi_send_event(DEVICE(acpi), ACPI_VMGENID_CHANGE_STATUS);
+/*
+ * Through ACPI, the machine's ACPI device raises the event that makes the
+ * guest notify \_SB.VGEN: GPE 5, or a Generic Event Device's event. With
+ * a devicetree, the interrupt of the "microsoft,vmgenid" node.
+ */
+static void vmgenid_notify_guest(VmGenIdState *s)
+{
+    if (vmgenid_write_page(s)) {
+        trace_vmgenid_notify("ACPI");
+        acpi_send_event(DEVICE(vmgenid_acpi_device()),
+                        ACPI_VMGENID_CHANGE_STATUS);
+    }
+    if (vmgenid_write_dt(s)) {
+        trace_vmgenid_notify("interrupt");
+        qemu_irq_pulse(s->irq);
     }
 }
 
@@ -288,9 +335,7 @@ static void vmgenid_deliver(VmGenIdState *s)
     if (s->guest_guid_known && qemu_uuid_is_equal(&s->guid, &s->guest_guid)) {
         return;
     }
-    if (vmgenid_write_guest(s)) {
-        vmgenid_notify_guest();
-    }
+    vmgenid_notify_guest(s);
     s->guest_guid = s->guid;
     s->guest_guid_known = true;
     text = qemu_uuid_unparse_strdup(&s->guid);
@@ -376,7 +421,7 @@ static void vmgenid_addr_written(void *opaque, off_t start, size_t len)
     if (addr && vmgenid_addr_ok(addr)) {
         stq_le_p(s->addr_le, addr);
         /* No notification: no OS runs yet to care about a change. */
-        vmgenid_write_guest(s);
+        vmgenid_write_page(s);
     }
 }
 
@@ -513,18 +558,21 @@ static void vmgenid_set_guid(Object *obj, const char *value, Error **errp)
 }
 
 /*
- * Refuse machines where the guest could never see the device: it needs
- * ACPI tables, a GPE to signal changes, and fw_cfg DMA for the firmware to
- * report the GUID's address.
+ * Whether the guest can find the GUID through ACPI: that needs ACPI
+ * tables, an ACPI device to signal changes, and fw_cfg DMA for firmware
+ * that carries out the linker/loader's WRITE_POINTER, by which it reports
+ * the GUID's address.
  */
-static bool vmgenid_machine_ok(Error **errp)
+static bool vmgenid_acpi_usable(Error **errp)
 {
+    MachineState *ms = MACHINE(qdev_get_machine());
     g_autofree char *acpi = NULL;
+    g_autofree char *firmware = NULL;
     bool ambiguous;
 
     /* Machines that build ACPI tables have an OnOffAuto "acpi" property. */
-    if (object_property_find(qdev_get_machine(), "acpi")) {
-        acpi = object_property_get_str(qdev_get_machine(), "acpi", NULL);
+    if (object_property_find(OBJECT(ms), "acpi")) {
+        acpi = object_property_get_str(OBJECT(ms), "acpi", NULL);
     }
     if (!g_strcmp0(acpi, "off")) {
         error_setg(errp, "%s needs ACPI, which is disabled (acpi=off)",
@@ -542,35 +590,81 @@ static bool vmgenid_machine_ok(Error **errp)
                    " not have or has disabled", TYPE_VMGENID);
         return false;
     }
+    /* qboot stops at the first linker/loader command it does not know. */
+    firmware = ms->firmware ? g_path_get_basename(ms->firmware) : NULL;
+    if (firmware && g_str_has_prefix(firmware, "qboot")) {
+        error_setg(errp, "%s needs firmware that carries out ACPI"
+                   " WRITE_POINTER commands, which qboot does not",
+                   TYPE_VMGENID);
+        error_append_hint(errp, "Leave out -bios to use the machine's"
+                          " default firmware.\n");
+        return false;
+    }
     return true;
 }
 
-static void vmgenid_realize(DeviceState *dev, Error **errp)
+/*
+ * A platform bus (Arm virt) gives dynamic sysbus devices an address, an
+ * interrupt and a devicetree node: there QEMU offers a page of its own.
+ */
+static bool vmgenid_init_dt(VmGenIdState *s, Error **errp)
 {
-    VmGenIdState *s = VMGENID(dev);
-    FWCfgState *fw_cfg;
+    if (!object_resolve_path_type("", TYPE_PLATFORM_BUS_DEVICE, NULL)) {
+        return true;
+    }
+    /* RAM the guest cannot write, so that it reads it as plain memory. */
+    if (!memory_region_init_rom(&s->dt_page, OBJECT(s), "vmgenid.guid",
+                                VMGENID_DT_SIZE, errp)) {
+        return false;
+    }
+    sysbus_init_mmio(SYS_BUS_DEVICE(s), &s->dt_page);
+    sysbus_init_irq(SYS_BUS_DEVICE(s), &s->irq);
+    s->dt = true;
+    return true;
+}
 
-    if (!vmgenid_find()) {
-        error_setg(errp, "only one %s device is allowed", TYPE_VMGENID);
-        return;
-    }
-    if (!vmgenid_machine_ok(errp)) {
-        return;
-    }
+/* The firmware's page, and the fw_cfg files by which it is placed. */
+static void vmgenid_init_acpi(VmGenIdState *s)
+{
+    FWCfgState *fw_cfg = fw_cfg_find();
 
     s->page = g_array_sized_new(false, true, 1, VMGENID_FW_CFG_SIZE);
     g_array_set_size(s->page, VMGENID_FW_CFG_SIZE);
     vmgenid_update_page(s);
-    /* The first generation is the one the guest boots with. */
-    s->guest_guid = s->guid;
-    s->guest_guid_known = true;
-
-    fw_cfg = fw_cfg_find();
     fw_cfg_add_file(fw_cfg, VMGENID_GUID_FW_CFG_FILE, s->page->data,
                     VMGENID_FW_CFG_SIZE);
     fw_cfg_add_file_callback(fw_cfg, VMGENID_ADDR_FW_CFG_FILE, NULL,
                              vmgenid_addr_written, s, s->addr_file,
                              sizeof(s->addr_file), false);
+    s->acpi = true;
+}
+
+static void vmgenid_realize(DeviceState *dev, Error **errp)
+{
+    VmGenIdState *s = VMGENID(dev);
+    Error *acpi_err = NULL;
+
+    if (!vmgenid_find()) {
+        error_setg(errp, "only one %s device is allowed", TYPE_VMGENID);
+        return;
+    }
+    if (!vmgenid_init_dt(s, errp)) {
+        return;
+    }
+    if (vmgenid_acpi_usable(&acpi_err)) {
+        vmgenid_init_acpi(s);
+    } else if (!s->dt) {
+        /* Neither way would let the guest find the GUID. */
+        error_propagate(errp, acpi_err);
+        return;
+    } else {
+        error_free(acpi_err);
+    }
+
+    /* The first generation is the one the guest boots with. */
+    vmgenid_write_dt(s);
+    s->guest_guid = s->guid;
+    s->guest_guid_known = true;
 
     qemu_add_vm_change_state_handler(vmgenid_vm_state_change, s);
     s->suspend_notifier.notify = vmgenid_suspended;

@@ -29,18 +29,41 @@
 #define EVENT       "VM_GENERATION_ID_CHANGED"
 #define UPSTREAM    "VMGENID_TEST_UPSTREAM_QEMU"
 
+/*
+ * How the guest finds the GUID and hears of a change: PC machines boot
+ * SeaBIOS, which places the page, and raise GPE 5; microvm boots SeaBIOS
+ * too and raises an event of its Generic Event Device; Arm virt, without
+ * firmware, offers QEMU's own page and its interrupt through the
+ * devicetree.
+ */
+typedef enum { PC, MICROVM, VIRT } MachineKind;
+
 typedef struct {
     const char *name;
-    uint16_t gpe0_sts;          /* I/O port of the first GPE0 status byte */
+    MachineKind kind;
+    uint16_t gpe0_sts;          /* PC: I/O port of the first GPE0 status */
     uint16_t pm1_cnt;           /* ... and of PM1 control, as SeaBIOS sets */
-    uint8_t pam0, smram;        /* host bridge config registers */
-    const char *s3_global;      /* enables S3 */
+    uint8_t pam0, smram;        /* ... host bridge config registers */
+    const char *s3_global;      /* ... enables S3 */
 } Machine;
 
-static const Machine machines[] = {
-    { "pc", 0xafe0, 0x604, 0x59, 0x72, "PIIX4_PM.disable_s3=0" },
-    { "q35", 0x620, 0x604, 0x90, 0x9d, "ICH9-LPC.disable_s3=0" },
+static const Machine x86_machines[] = {
+    { "pc", PC, 0xafe0, 0x604, 0x59, 0x72, "PIIX4_PM.disable_s3=0" },
+    { "q35", PC, 0x620, 0x604, 0x90, 0x9d, "ICH9-LPC.disable_s3=0" },
+    { "microvm", MICROVM },
 };
+
+static const Machine arm_machines[] = {
+    { "virt", VIRT },
+};
+
+#define MICROVM_GED_ESEL  0xfea00000  /* event selector, cleared on read */
+#define GED_VMGENID_EVT   0x40
+#define VIRT_GED_ESEL     0x09080000
+#define VIRT_DT_PAGE      0x0c000000  /* the platform bus, first device */
+#define VIRT_GICD         0x08000000
+#define VIRT_SPI          112         /* the platform bus' first SPI */
+#define VIRT_INTID        (VIRT_SPI + 32)
 
 /* The disk SeaBIOS boots from; a qcow2 copy for savevm across processes. */
 static char disk[] = "tests/vmgenid-test-disk-XXXXXX";
@@ -65,31 +88,125 @@ static QTestState *start_on(const char *machine, const char *var,
     return qtest_init_ext(var ?: "QTEST_QEMU_BINARY", cmd, NULL, true);
 }
 
+/*
+ * On microvm, SeaBIOS's debug console, to learn when it is done: it uses
+ * fw_cfg until then, which the test must not disturb.
+ */
+typedef struct {
+    char *path;
+    int seen;                   /* "done" messages wait_ready() saw */
+} BiosLog;
+
+static char *bios_log_dir;
+static GHashTable *bios_logs;   /* QTestState -> BiosLog */
+
 static QTestState *start_vm(const Machine *m, const char *args)
 {
-    return start_on(m->name, NULL, NULL, args);
+    g_autofree char *cmd = NULL;
+    static int count;
+    QTestState *qts;
+    BiosLog *log;
+
+    switch (m->kind) {
+    case PC:
+        return start_on(m->name, NULL, NULL, args);
+    case MICROVM:
+        /* SeaBIOS finds nothing to boot: let it wait, not reboot. */
+        log = g_new0(BiosLog, 1);
+        log->path = g_strdup_printf("%s/bios-%d.log", bios_log_dir, count++);
+        cmd = g_strdup_printf("-machine microvm -accel tcg -nodefaults"
+                              " -net none -m 128M -boot reboot-timeout=-1"
+                              " -chardev file,id=bios,path=%s"
+                              " -device isa-debugcon,iobase=0x402,chardev=bios"
+                              " %s", log->path, args);
+        qts = qtest_init(cmd);
+        /* A new QTestState may reuse a finished one's address. */
+        g_hash_table_insert(bios_logs, qts, log);
+        return qts;
+    case VIRT:
+        /* No firmware and no CPU that runs: QEMU's page is all there is. */
+        cmd = g_strdup_printf("-machine virt -cpu cortex-a57 -nodefaults"
+                              " -net none -m 128M %s", args);
+        break;
+    }
+    return qtest_init(cmd);
 }
 
-/* ... and wait until SeaBIOS has booted the boot sector. */
+/* How often SeaBIOS has said that it has nothing more to do. */
+static int bios_done_count(QTestState *qts)
+{
+    BiosLog *log = g_hash_table_lookup(bios_logs, qts);
+    static const char done[] = "No bootable device.";
+    g_autofree char *text = NULL;
+    gsize len = 0;
+    const char *p;
+    int n = 0;
+
+    g_file_get_contents(log->path, &text, &len, NULL);
+    for (p = text; p && (p = memmem(p, len - (p - text), done,
+                                    strlen(done))); p++) {
+        n++;
+    }
+    return n;
+}
+
+static uint64_t fw_cfg_addr_file(QTestState *qts);
+static void virt_spi_edge(QTestState *qts);
+
+/*
+ * Wait until the guest can find the GUID: on PC machines until SeaBIOS
+ * has booted the boot sector, on microvm until it has reported where it
+ * placed the GUID. On virt, set up the interrupt as the guest would.
+ */
+static void wait_ready(QTestState *qts, const Machine *m)
+{
+    BiosLog *log;
+    int i;
+
+    switch (m->kind) {
+    case PC:
+        boot_sector_test(qts);
+        break;
+    case MICROVM:
+        log = g_hash_table_lookup(bios_logs, qts);
+        for (i = 0; i < TIMEOUT * 10 && bios_done_count(qts) <= log->seen;
+             i++) {
+            g_usleep(100 * 1000);
+        }
+        g_assert_cmpint(bios_done_count(qts), >, log->seen);
+        log->seen++;
+        break;
+    case VIRT:
+        virt_spi_edge(qts);
+        break;
+    }
+}
+
+/* Start QEMU and wait until the guest can find the GUID. */
 static QTestState *boot(const Machine *m, const char *args)
 {
     QTestState *qts = start_vm(m, args);
 
-    boot_sector_test(qts);
+    wait_ready(qts, m);
     return qts;
 }
 
-/* Read a table header at @addr and return whether it is the VMGENID SSDT. */
-static bool is_vmgenid_ssdt(QTestState *qts, uint64_t addr)
+/*
+ * Read a table header at @addr: is it table @sig, with OEM table id @id
+ * (NULL: any)?
+ */
+static bool is_table(QTestState *qts, uint64_t addr, const char *sig,
+                     const char *id)
 {
     uint8_t hdr[36];
 
     qtest_memread(qts, addr, hdr, sizeof(hdr));
-    return !memcmp(hdr, "SSDT", 4) && !memcmp(hdr + 16, "VMGENID", 8);
+    return !memcmp(hdr, sig, 4) && (!id || !memcmp(hdr + 16, id, 8));
 }
 
-/* Address of the VMGENID SSDT, found through the RSDP as a guest would. */
-static uint64_t find_ssdt(QTestState *qts, uint64_t rsdp_addr)
+/* Address of a table, found through the RSDP as a guest would. */
+static uint64_t find_table(QTestState *qts, uint64_t rsdp_addr,
+                           const char *sig, const char *id)
 {
     uint8_t rsdp[36];
     uint64_t sdt, entry;
@@ -108,21 +225,35 @@ static uint64_t find_ssdt(QTestState *qts, uint64_t rsdp_addr)
     for (i = 36; i + size <= len; i += size) {
         entry = size == 8 ? qtest_readq(qts, sdt + i)
                           : qtest_readl(qts, sdt + i);
-        if (is_vmgenid_ssdt(qts, entry)) {
+        if (is_table(qts, entry, sig, id)) {
             return entry;
         }
     }
     g_assert_not_reached();
 }
 
+static uint64_t find_ssdt(QTestState *qts, uint64_t rsdp_addr)
+{
+    return find_table(qts, rsdp_addr, "SSDT", "VMGENID");
+}
+
+/* The DSDT, which the FADT points to (X_DSDT, else DSDT). */
+static uint64_t find_dsdt(QTestState *qts, uint64_t rsdp_addr)
+{
+    uint64_t fadt = find_table(qts, rsdp_addr, "FACP", NULL);
+
+    return qtest_readl(qts, fadt + 4) >= 148 && qtest_readq(qts, fadt + 140)
+           ? qtest_readq(qts, fadt + 140) : qtest_readl(qts, fadt + 40);
+}
+
 /* The table's bytes, with its checksum verified. */
-static uint8_t *fetch_ssdt(QTestState *qts, uint64_t ssdt, uint32_t *len)
+static uint8_t *fetch_table(QTestState *qts, uint64_t addr, uint32_t *len)
 {
     uint8_t *table;
 
-    *len = qtest_readl(qts, ssdt + 4);
+    *len = qtest_readl(qts, addr + 4);
     table = g_malloc(*len);
-    qtest_memread(qts, ssdt, table, *len);
+    qtest_memread(qts, addr, table, *len);
     g_assert_cmpint(acpi_calc_checksum(table, *len), ==, 0);
     return table;
 }
@@ -137,23 +268,35 @@ static uint32_t vgia_of(const uint8_t *table, uint32_t len)
     return ldl_le_p(table + 36 + sizeof(name));
 }
 
-/* Address of the GUID as the guest finds it. */
-static uint64_t guid_addr(QTestState *qts, uint64_t rsdp_addr)
+/* Address of the GUID as the guest finds it, in RAM at @ram. */
+static uint64_t guid_addr_in(QTestState *qts, uint64_t rsdp_addr,
+                             uint64_t ram, uint64_t ram_size)
 {
     g_autofree uint8_t *table = NULL;
     uint32_t len, vgia;
 
-    table = fetch_ssdt(qts, find_ssdt(qts, rsdp_addr), &len);
+    table = fetch_table(qts, find_ssdt(qts, rsdp_addr), &len);
     vgia = vgia_of(table, len);
-    g_assert_cmphex(vgia, !=, 0);
     g_assert_cmphex(vgia & 0xfff, ==, 0);   /* the firmware gives a page */
-    g_assert_cmphex(vgia, <, RAM_SIZE);
+    g_assert_cmphex(vgia, >=, ram);
+    g_assert_cmphex(vgia, <, ram + ram_size);
     return vgia + GUID_OFFSET;
+}
+
+static uint64_t guid_addr(QTestState *qts, uint64_t rsdp_addr)
+{
+    return guid_addr_in(qts, rsdp_addr, 0x1000, RAM_SIZE - 0x1000);
 }
 
 static uint64_t seabios_guid_addr(QTestState *qts)
 {
     return guid_addr(qts, acpi_find_rsdp_address(qts));
+}
+
+/* Where the guest finds the GUID, after boot(). */
+static uint64_t machine_guid_addr(QTestState *qts, const Machine *m)
+{
+    return m->kind == VIRT ? VIRT_DT_PAGE : seabios_guid_addr(qts);
 }
 
 /* The GUID in guest memory, in its text form. */
@@ -211,16 +354,40 @@ static char *qom_guid(QTestState *qts)
     return guid;
 }
 
-static bool gpe_raised(QTestState *qts, const Machine *m)
+/* Configure the devicetree's interrupt as the guest does: edge, rising. */
+static void virt_spi_edge(QTestState *qts)
 {
-    return qtest_inb(qts, m->gpe0_sts) & GPE_VMGENID;
+    uint64_t icfgr = VIRT_GICD + 0xc00 + VIRT_INTID / 16 * 4;
+
+    qtest_writel(qts, icfgr, qtest_readl(qts, icfgr) |
+                 2u << (VIRT_INTID % 16 * 2));
 }
 
-/* GPE status bits are cleared by writing ones. */
-static void clear_gpe(QTestState *qts, const Machine *m)
+/*
+ * Whether the machine notified the guest of a change since the last call:
+ * the GPE status bit (cleared by writing it), the GED's event selector
+ * (cleared by reading it), or the interrupt pending in the GIC.
+ */
+static bool notified(QTestState *qts, const Machine *m)
 {
-    qtest_outb(qts, m->gpe0_sts, GPE_VMGENID);
-    g_assert_false(gpe_raised(qts, m));
+    uint64_t ispendr = VIRT_GICD + 0x200 + VIRT_INTID / 32 * 4;
+    uint32_t bit = 1u << (VIRT_INTID % 32);
+    bool raised = false;
+
+    switch (m->kind) {
+    case PC:
+        raised = qtest_inb(qts, m->gpe0_sts) & GPE_VMGENID;
+        qtest_outb(qts, m->gpe0_sts, GPE_VMGENID);
+        break;
+    case MICROVM:
+        raised = qtest_readl(qts, MICROVM_GED_ESEL) & GED_VMGENID_EVT;
+        break;
+    case VIRT:
+        raised = qtest_readl(qts, ispendr) & bit;
+        qtest_writel(qts, ispendr + 0x80, bit);       /* GICD_ICPENDR */
+        break;
+    }
+    return raised;
 }
 
 /* The error text of a QMP response, which must be an error. */
@@ -286,11 +453,8 @@ static void assert_event(QTestState *qts, const char *guid, const char *reason)
 static void assert_told(QTestState *qts, const Machine *m, const char *guid,
                         const char *reason)
 {
-    g_assert_cmpint(gpe_raised(qts, m), ==, reason != NULL);
+    g_assert_cmpint(notified(qts, m), ==, reason != NULL);
     assert_event(qts, guid, reason);
-    if (reason) {
-        clear_gpe(qts, m);
-    }
 }
 
 static char *run_status(QTestState *qts)
@@ -326,11 +490,11 @@ static void test_cmdline(const void *opaque)
     g_autofree char *hmp = hmp_guid(qts);
     g_autofree char *qom = qom_guid(qts);
 
-    assert_guest_guid(qts, seabios_guid_addr(qts), GUID1);
+    assert_guest_guid(qts, machine_guid_addr(qts, m), GUID1);
     assert_qmp_guid(qts, GUID1);
     g_assert_cmpstr(hmp, ==, GUID1);
     g_assert_cmpstr(qom, ==, GUID1);
-    g_assert_false(gpe_raised(qts, m));
+    g_assert_false(notified(qts, m));
     assert_event(qts, NULL, NULL);
     qtest_quit(qts);
 }
@@ -341,7 +505,7 @@ static void test_auto(const void *opaque)
     const Machine *m = opaque;
     QTestState *qts = boot(m, "-device vmgenid,id=vg,guid=auto");
     QTestState *other;
-    g_autofree char *guest = guest_guid(qts, seabios_guid_addr(qts));
+    g_autofree char *guest = guest_guid(qts, machine_guid_addr(qts, m));
     g_autofree char *hmp = hmp_guid(qts);
     g_autofree char *qom = qom_guid(qts);
     g_autofree char *other_guid = NULL;
@@ -397,7 +561,10 @@ static const char expected_asl[] =
     "                Return (Local0)\n"
     "            }\n"
     "        }\n"
-    "    }\n"
+    "    }\n";
+
+/* PC machines notify through GPE 5; a GED has an event of its own. */
+static const char expected_asl_gpe[] =
     "\n"
     "    Scope (\\_GPE)\n"
     "    {\n"
@@ -405,8 +572,7 @@ static const char expected_asl[] =
     "        {\n"
     "            Notify (\\_SB.VGEN, 0x80) // Status Change\n"
     "        }\n"
-    "    }\n"
-    "}";
+    "    }\n";
 
 /*
  * iasl's output without its banner comments, trailing blanks and the
@@ -428,83 +594,151 @@ static char *asl_body(const char *dsl)
                                               NULL));
 }
 
-static void test_ssdt(const void *opaque)
+/* iasl's disassembly of @table, trimmed by asl_body(). */
+static char *disassemble(const uint8_t *table, uint32_t len)
 {
-    const Machine *m = opaque;
-    QTestState *qts = boot(m, "-device vmgenid,guid=" GUID1);
     g_autofree char *dir = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
-    g_autofree char *aml_path = g_build_filename(dir, "ssdt.aml", NULL);
-    g_autofree char *dsl_path = g_build_filename(dir, "ssdt.dsl", NULL);
-    g_autofree uint8_t *table = NULL;
-    g_autofree char *out = NULL, *err = NULL, *dsl = NULL, *body = NULL;
+    g_autofree char *aml_path = g_build_filename(dir, "table.aml", NULL);
+    g_autofree char *dsl_path = g_build_filename(dir, "table.dsl", NULL);
+    g_autofree char *out = NULL, *err = NULL, *dsl = NULL;
     const char *argv[] = { "iasl", "-d", aml_path, NULL };
-    uint32_t len;
     int status;
 
-    table = fetch_ssdt(qts, find_ssdt(qts, acpi_find_rsdp_address(qts)), &len);
-    qtest_quit(qts);
     g_assert_true(g_file_set_contents(aml_path, (char *)table, len, NULL));
-
     g_assert_true(g_spawn_sync(dir, (char **)argv, NULL, G_SPAWN_SEARCH_PATH,
                                NULL, NULL, &out, &err, &status, NULL));
     g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     g_assert_null(strstr(out, "Warning"));
     g_assert_null(strstr(err, "Warning"));
     g_assert_true(g_file_get_contents(dsl_path, &dsl, NULL, NULL));
-    body = asl_body(dsl);
-    g_assert_cmpstr(body, ==, expected_asl);
-
     unlink(aml_path);
     unlink(dsl_path);
     rmdir(dir);
+    return asl_body(dsl);
 }
 
-/* The PC machines' fw_cfg, without the allocator qfw_cfg_write_file needs. */
-#define FW_CFG_IO        0x510
-#define FW_CFG_DMA_HI    (FW_CFG_IO + 4)
-#define FW_CFG_DMA_LO    (FW_CFG_IO + 8)
-#define DMA_SCRATCH      0x400000   /* guest memory this file may clobber */
-
-/* The selector of fw_cfg file @name. */
-static uint16_t fw_cfg_file_key(QTestState *qts, const char *name)
+/* The SSDT as iasl sees it: with \_GPE._E05 on PC machines only. */
+static void assert_ssdt(QTestState *qts, uint64_t rsdp, bool gpe)
 {
-    QFWCFG *fw_cfg = pc_fw_cfg_init(qts);
-    uint32_t count, i;
-    uint16_t key = 0;
+    g_autofree uint8_t *table = NULL;
+    g_autofree char *body = NULL;
+    g_autofree char *expected = g_strconcat(expected_asl,
+                                            gpe ? expected_asl_gpe : "",
+                                            "}", NULL);
+    uint32_t len;
 
-    qfw_cfg_get(fw_cfg, FW_CFG_FILE_DIR, &count, sizeof(count));
-    count = be32_to_cpu(count);
-    for (i = 0; i < count; i++) {
-        struct fw_cfg_file f;
+    table = fetch_table(qts, find_ssdt(qts, rsdp), &len);
+    body = disassemble(table, len);
+    g_assert_cmpstr(body, ==, expected);
+}
 
-        qfw_cfg_read_data(fw_cfg, &f, sizeof(f));
-        if (!strcmp(f.name, name)) {
-            key = be16_to_cpu(f.select);
-        }
+/*
+ * A Generic Event Device's _EVT in the DSDT notifies \_SB.VGEN on event
+ * bit 0x40, which GED_VMGENID_EVT tests read back.
+ */
+static void assert_ged_aml(QTestState *qts, uint64_t rsdp)
+{
+    g_autoptr(GRegex) branch = g_regex_new(
+        "Method \\(_EVT, 1, Serialized\\).*"
+        "If \\(\\(\\(Local0 & 0x40\\) == 0x40\\)\\)\\s*\\{\\s*"
+        "Notify \\(\\\\_SB\\.VGEN, 0x80\\)", G_REGEX_DOTALL, 0, NULL);
+    uint64_t dsdt = find_dsdt(qts, rsdp);
+    g_autofree uint8_t *table = NULL;
+    g_autofree char *body = NULL;
+    uint32_t len;
+
+    table = fetch_table(qts, dsdt, &len);
+    body = disassemble(table, len);
+    g_assert_true(g_regex_match(branch, body, 0, NULL));
+}
+
+static void test_ssdt(const void *opaque)
+{
+    const Machine *m = opaque;
+    QTestState *qts = boot(m, "-device vmgenid,guid=" GUID1);
+    uint64_t rsdp = acpi_find_rsdp_address(qts);
+
+    assert_ssdt(qts, rsdp, m->kind == PC);
+    if (m->kind == MICROVM) {
+        assert_ged_aml(qts, rsdp);
     }
-    pc_fw_cfg_uninit(fw_cfg);
-    g_assert_cmpint(key, !=, 0);
-    return key;
+    qtest_quit(qts);
+}
+
+/*
+ * fw_cfg as a guest uses it: I/O ports on x86, MMIO on Arm virt; DMA
+ * without the allocator that qfw_cfg_write_file needs.
+ */
+#define FW_CFG_IO        0x510
+#define VIRT_FW_CFG      0x09020000
+#define VIRT_RAM         0x40000000
+
+static bool arm(void)
+{
+    return !strcmp(qtest_get_arch(), "aarch64");
+}
+
+/* Guest memory the fw_cfg helpers may clobber. */
+static uint64_t dma_scratch(void)
+{
+    return (arm() ? VIRT_RAM : 0) + 0x400000;
 }
 
 /*
  * One fw_cfg DMA operation, as a guest issues it: @control with @len
- * bytes at DMA_SCRATCH. Returns the control word QEMU leaves behind.
+ * bytes at dma_scratch(). Returns the control word QEMU leaves behind.
  */
 static uint32_t fw_cfg_dma(QTestState *qts, uint16_t key, uint32_t control,
                            uint32_t len)
 {
-    const uint64_t desc = DMA_SCRATCH + 0x1000;
+    const uint64_t desc = dma_scratch() + 0x1000;
     struct fw_cfg_dma_access access = {
         .control = cpu_to_be32(control | (uint32_t)key << 16),
         .length = cpu_to_be32(len),
-        .address = cpu_to_be64(DMA_SCRATCH),
+        .address = cpu_to_be64(dma_scratch()),
     };
 
     qtest_memwrite(qts, desc, &access, sizeof(access));
-    qtest_outl(qts, FW_CFG_DMA_HI, cpu_to_be32(desc >> 32));
-    qtest_outl(qts, FW_CFG_DMA_LO, cpu_to_be32((uint32_t)desc));
+    /* The address register, big endian: the high half, then the low. */
+    if (arm()) {
+        qtest_writel(qts, VIRT_FW_CFG + 16, cpu_to_be32(desc >> 32));
+        qtest_writel(qts, VIRT_FW_CFG + 20, cpu_to_be32((uint32_t)desc));
+    } else {
+        qtest_outl(qts, FW_CFG_IO + 4, cpu_to_be32(desc >> 32));
+        qtest_outl(qts, FW_CFG_IO + 8, cpu_to_be32((uint32_t)desc));
+    }
     return be32_to_cpu(qtest_readl(qts, desc));
+}
+
+/* Read @len bytes of fw_cfg item @key, by DMA as a guest does. */
+static void fw_cfg_read(QTestState *qts, uint16_t key, void *buf,
+                        uint32_t len)
+{
+    g_assert_cmphex(fw_cfg_dma(qts, key, FW_CFG_DMA_CTL_SELECT |
+                               FW_CFG_DMA_CTL_READ, len), ==, 0);
+    qtest_memread(qts, dma_scratch(), buf, len);
+}
+
+/* The selector of fw_cfg file @name, 0 if there is none. */
+static uint16_t fw_cfg_file_key(QTestState *qts, const char *name)
+{
+    g_autofree uint8_t *dir = NULL;
+    struct fw_cfg_file *files;
+    uint32_t count, i;
+
+    /* A big-endian count, then the files. */
+    fw_cfg_read(qts, FW_CFG_FILE_DIR, &count, sizeof(count));
+    count = be32_to_cpu(count);
+    dir = g_malloc(sizeof(count) + count * sizeof(*files));
+    fw_cfg_read(qts, FW_CFG_FILE_DIR, dir,
+                sizeof(count) + count * sizeof(*files));
+    files = (struct fw_cfg_file *)(dir + sizeof(count));
+    for (i = 0; i < count; i++) {
+        if (!strcmp(files[i].name, name)) {
+            return be16_to_cpu(files[i].select);
+        }
+    }
+    return 0;
 }
 
 /* Write @len bytes of @data to etc/vmgenid_addr, @skip bytes into it. */
@@ -514,13 +748,14 @@ static uint32_t write_addr_file(QTestState *qts, const void *data, size_t len,
     uint16_t key = fw_cfg_file_key(qts, "etc/vmgenid_addr");
     uint32_t ctl = FW_CFG_DMA_CTL_SELECT;
 
+    g_assert_cmpint(key, !=, 0);
     if (skip) {
         g_assert_cmpint(fw_cfg_dma(qts, key, ctl | FW_CFG_DMA_CTL_SKIP, skip),
                         ==, 0);
         key = 0;
         ctl = 0;
     }
-    qtest_memwrite(qts, DMA_SCRATCH, data, len);
+    qtest_memwrite(qts, dma_scratch(), data, len);
     return fw_cfg_dma(qts, key, ctl | FW_CFG_DMA_CTL_WRITE, len);
 }
 
@@ -533,12 +768,11 @@ static uint32_t report_addr(QTestState *qts, uint64_t addr)
 
 static uint64_t fw_cfg_addr_file(QTestState *qts)
 {
-    QFWCFG *fw_cfg = pc_fw_cfg_init(qts);
+    uint16_t key = fw_cfg_file_key(qts, "etc/vmgenid_addr");
     uint64_t addr_le = 0;
 
-    g_assert_cmpint(qfw_cfg_get_file(fw_cfg, "etc/vmgenid_addr", &addr_le,
-                                     sizeof(addr_le)), ==, sizeof(addr_le));
-    pc_fw_cfg_uninit(fw_cfg);
+    g_assert_cmpint(key, !=, 0);
+    fw_cfg_read(qts, key, &addr_le, sizeof(addr_le));
     return le64_to_cpu(addr_le);
 }
 
@@ -598,14 +832,13 @@ static void test_loadvm(const Machine *m, const char *prop, bool set_after,
     g_assert_true(mkimg(img, "qcow2", 1));
     args = g_strdup_printf("-drive if=none,id=snap,file=%s,format=qcow2"
                            " -device vmgenid,guid=%s", img, prop);
-    qts = start_vm(m, args);
-    boot_sector_test(qts);
-    addr = seabios_guid_addr(qts);
+    qts = boot(m, args);
+    addr = machine_guid_addr(qts, m);
 
     hmp_ok(qts, "savevm s1");
     if (set_after) {
         set_guid(qts, GUID2);
-        clear_gpe(qts, m);
+        g_assert_true(notified(qts, m));
     }
     before = qmp_guid(qts);
     drop_events(qts);
@@ -658,7 +891,7 @@ static void test_set(const void *opaque)
 {
     const Machine *m = opaque;
     QTestState *qts = boot(m, "-device vmgenid,id=vg,guid=" GUID1);
-    uint64_t addr = seabios_guid_addr(qts);
+    uint64_t addr = machine_guid_addr(qts, m);
     g_autofree char *drawn = NULL;
 
     /* Running: in guest memory, the guest notified, the change reported. */
@@ -700,7 +933,7 @@ static void test_set_paused(const void *opaque)
 {
     const Machine *m = opaque;
     QTestState *qts = boot(m, "-device vmgenid,guid=" GUID1);
-    uint64_t addr = seabios_guid_addr(qts);
+    uint64_t addr = machine_guid_addr(qts, m);
 
     drop_events(qts);
     qtest_qmp_assert_success(qts, "{'execute': 'stop'}");
@@ -721,8 +954,8 @@ static void test_set_paused(const void *opaque)
     qtest_qmp_assert_success(qts, "{'execute': 'stop'}");
     qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
     qtest_qmp_assert_success(qts, "{'execute': 'system_reset'}");
-    boot_sector_test(qts);
-    assert_guest_guid(qts, seabios_guid_addr(qts), GUID2);
+    wait_ready(qts, m);
+    assert_guest_guid(qts, machine_guid_addr(qts, m), GUID2);
     assert_told(qts, m, NULL, NULL);
     qtest_quit(qts);
 }
@@ -740,9 +973,9 @@ static void test_set_early(const void *opaque)
     qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
     /* No page yet, so no GPE; management hears of it all the same. */
     assert_event(qts, GUID2, "set");
-    boot_sector_test(qts);
+    wait_ready(qts, m);
     assert_guest_guid(qts, seabios_guid_addr(qts), GUID2);
-    g_assert_false(gpe_raised(qts, m));
+    g_assert_false(notified(qts, m));
     qtest_quit(qts);
 }
 
@@ -843,7 +1076,7 @@ static void test_migrate(const void *opaque)
 
     scratch_init(&tmp);
     src = boot(m, src_args);
-    addr = seabios_guid_addr(src);
+    addr = machine_guid_addr(src, m);
     before = qmp_guid(src);
     assert_guest_guid(src, addr, before);
 
@@ -888,7 +1121,7 @@ static QTestState *migrate_auto(const Machine *m, const char *dst_opts,
         "%s -incoming defer -device vmgenid,guid=auto", dst_opts);
     QTestState *src = boot(m, "-device vmgenid,guid=auto");
 
-    *addr = seabios_guid_addr(src);
+    *addr = machine_guid_addr(src, m);
     *src_guid = qmp_guid(src);
     *dst = start_vm(m, args);
     drop_events(src);
@@ -978,7 +1211,7 @@ static void test_restore_twice(const void *opaque)
     scratch_init(&tmp);
     uri = g_strdup_printf("file:%s", tmp.file);
     src = boot(m, "-device vmgenid,guid=auto");
-    addr = seabios_guid_addr(src);
+    addr = machine_guid_addr(src, m);
     saved = qmp_guid(src);
     qtest_qmp_assert_success(src, "{'execute': 'stop'}");
     qtest_qmp_assert_success(src, "{'execute': 'migrate',"
@@ -1016,7 +1249,11 @@ static void test_migrate_failed(const void *opaque)
     Scratch tmp;
 
     scratch_init(&tmp);
-    src = boot(m, "-device vmgenid,guid=" GUID1 " -device i6300esb");
+    src = boot(m, m->kind == PC ? "-device vmgenid,guid=" GUID1
+                                  " -device i6300esb"
+                  : m->kind == MICROVM ? "-device vmgenid,guid=" GUID1
+                                         " -device virtio-rng-device"
+                  : "-device vmgenid,guid=" GUID1 " -device virtio-rng-pci");
     dst = start_vm(m, "-incoming defer -device vmgenid,guid=" GUID2);
     drop_events(dst);
     qtest_qmp_assert_success(dst, "{'execute': 'migrate-incoming',"
@@ -1084,7 +1321,7 @@ static void test_upstream(const void *opaque)
     qtest_qmp_assert_success(dst, "{'execute': 'cont'}");
     assert_guest_guid(dst, addr, GUID2);
     assert_qmp_guid(dst, GUID2);
-    g_assert_true(gpe_raised(dst, t->m));
+    g_assert_true(notified(dst, t->m));
     if (!dst_var) {
         assert_event(dst, GUID2, t->savevm ? "snapshot-load" : "migration");
     }
@@ -1239,12 +1476,41 @@ static void test_refused(void)
     assert_startup_error("-M isapc -device vmgenid",
         "-device vmgenid: Parameter 'driver' expects a dynamic sysbus device"
         " type for the machine");
-    assert_startup_error("-M microvm -device vmgenid",
-        "-device vmgenid: Parameter 'driver' expects a dynamic sysbus device"
-        " type for the machine");
+    /* (Without ACPI microvm's default firmware is qboot: name SeaBIOS.) */
+    assert_startup_error("-M microvm,acpi=off"
+                         " -bios /usr/share/seabios/bios-microvm.bin"
+                         " -device vmgenid",
+        "-device vmgenid: vmgenid needs ACPI, which is disabled (acpi=off)");
     assert_startup_error("-M none -device vmgenid",
         "-device vmgenid: Parameter 'driver' expects a dynamic sysbus device"
         " type for the machine");
+}
+
+/* qboot stops at a WRITE_POINTER command: refused, whatever the machine. */
+static void test_refused_qboot(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
+    g_autofree char *rom = g_build_filename(dir, "qboot.rom", NULL);
+    g_autofree char *args = NULL;
+    g_autofree char *data = NULL;
+    gsize len;
+    int i;
+    static const char *const machines[] = { "microvm", "pc" };
+
+    /* Any ROM image will do: the name is what says it is qboot. */
+    g_assert_true(g_file_get_contents("/usr/share/seabios/bios-microvm.bin",
+                                      &data, &len, NULL));
+    g_assert_true(g_file_set_contents(rom, data, len, NULL));
+    for (i = 0; i < ARRAY_SIZE(machines); i++) {
+        g_free(args);
+        args = g_strdup_printf("-M %s -bios %s -device vmgenid",
+                               machines[i], rom);
+        assert_startup_error(args,
+            "-device vmgenid: vmgenid needs firmware that carries out ACPI"
+            " WRITE_POINTER commands, which qboot does not");
+    }
+    unlink(rom);
+    rmdir(dir);
 }
 
 static void test_hotplug(const void *opaque)
@@ -1268,7 +1534,7 @@ static void test_unrealize(const void *opaque)
 {
     const Machine *m = opaque;
     QTestState *qts = boot(m, "-device vmgenid,id=vg,guid=" GUID1);
-    uint64_t addr = seabios_guid_addr(qts);
+    uint64_t addr = machine_guid_addr(qts, m);
 
     assert_error(qtest_qmp(qts, "{'execute': 'qom-set', 'arguments':"
                            " {'path': '/machine/peripheral/vg',"
@@ -1478,7 +1744,7 @@ static void test_hostile_running(const void *opaque)
     g_assert_cmphex(report_addr(qts, rsdp), ==, 0);
     set_guid(qts, GUID2);
     /* QEMU's value changed, so management hears of it; the guest not. */
-    g_assert_false(gpe_raised(qts, m));
+    g_assert_false(notified(qts, m));
     assert_event(qts, GUID2, "set");
     qtest_memread(qts, rsdp, after, sizeof(after));
     g_assert(!memcmp(after, before, sizeof(before)));
@@ -1486,11 +1752,187 @@ static void test_hostile_running(const void *opaque)
     /* The firmware's address again: the next change lands, and is told. */
     g_assert_cmphex(report_addr(qts, addr), ==, 0);
     assert_guest_guid(qts, addr, GUID2);
-    g_assert_false(gpe_raised(qts, m));
+    g_assert_false(notified(qts, m));
     set_guid(qts, GUID1);
     assert_guest_guid(qts, addr, GUID1);
     assert_told(qts, m, GUID1, "set");
     qtest_quit(qts);
+}
+
+/* Run QEMU with @args to its end; return its exit status and stderr. */
+static int run_qemu(const char *args, char **err)
+{
+    g_autofree char *cmd = g_strdup_printf("%s -display none -accel qtest %s",
+                                           qtest_qemu_binary(NULL), args);
+    g_autofree char *out = NULL;
+    g_auto(GStrv) argv = NULL;
+    int status;
+
+    g_assert_true(g_shell_parse_argv(cmd, NULL, &argv, NULL));
+    g_assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                               &out, err, &status, NULL));
+    g_assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/*
+ * The devicetree node, as dtc decodes -machine dumpdtb: the page at the
+ * start of the platform bus, the bus' first interrupt, rising edge.
+ */
+static void test_virt_dt(const void *opaque)
+{
+    g_autofree char *dir = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
+    g_autofree char *dtb = g_build_filename(dir, "virt.dtb", NULL);
+    g_autofree char *args = g_strdup_printf(
+        "-machine virt,dumpdtb=%s -cpu cortex-a57 -device vmgenid", dtb);
+    g_autofree char *err = NULL, *dts = NULL, *dtc_err = NULL;
+    const char *dtc[] = { "dtc", "-I", "dtb", "-O", "dts", dtb, NULL };
+    int status;
+
+    g_assert_cmpint(run_qemu(args, &err), ==, 0);
+    g_assert_true(g_spawn_sync(NULL, (char **)dtc, NULL, G_SPAWN_SEARCH_PATH,
+                               NULL, NULL, &dts, &dtc_err, &status, NULL));
+    g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    g_assert_nonnull(strstr(dts, "\tplatform-bus@c000000 {\n"));
+    g_assert_nonnull(strstr(dts,
+        "\t\tranges = <0x00 0x00 0xc000000 0x2000000>;\n"));
+    g_assert_nonnull(strstr(dts,
+        "\t\tvmgenid@0 {\n"
+        "\t\t\tinterrupts = <0x00 0x70 0x01>;\n"
+        "\t\t\treg = <0x00 0x1000>;\n"
+        "\t\t\tcompatible = \"microsoft,vmgenid\";\n"
+        "\t\t};\n"));
+    unlink(dtb);
+    rmdir(dir);
+}
+
+/* Without ACPI the devicetree is the only way, and enough. */
+static void test_virt_acpi_off(const void *opaque)
+{
+    const Machine *m = opaque;
+    QTestState *qts = boot(m, "-machine acpi=off -device vmgenid,guid=" GUID1);
+
+    /* fw_cfg is there, with no file of the device's. */
+    g_assert_cmpint(fw_cfg_file_key(qts, "etc/smbios/smbios-tables"), !=, 0);
+    g_assert_cmpint(fw_cfg_file_key(qts, "etc/vmgenid_addr"), ==, 0);
+    g_assert_cmpint(fw_cfg_file_key(qts, "etc/vmgenid_guid"), ==, 0);
+    assert_guest_guid(qts, VIRT_DT_PAGE, GUID1);
+    drop_events(qts);
+    set_guid(qts, GUID2);
+    assert_guest_guid(qts, VIRT_DT_PAGE, GUID2);
+    assert_told(qts, m, GUID2, "set");
+    qtest_quit(qts);
+}
+
+/*
+ * UEFI (Debian's AAVMF) and QEMU's UEFI ACPI test image: the firmware
+ * places the page as on PC, the SSDT has no GPE handler, and the GED
+ * carries the notification; QEMU's own page holds the GUID too.
+ */
+static void test_virt_uefi(const void *opaque)
+{
+    const char *code = g_getenv("VMGENID_TEST_AAVMF_CODE") ?:
+                       "/usr/share/AAVMF/AAVMF_CODE.fd";
+    const char *vars = g_getenv("VMGENID_TEST_AAVMF_VARS") ?:
+                       "/usr/share/AAVMF/AAVMF_VARS.fd";
+    g_autofree char *image = g_test_build_filename(G_TEST_DIST, "..", "data",
+        "uefi-boot-images", "bios-tables-test.aarch64.iso.qcow2", NULL);
+    QTestState *qts;
+    uint64_t rsdp;
+
+    g_assert_true(g_file_test(code, G_FILE_TEST_EXISTS));
+    g_assert_true(g_file_test(vars, G_FILE_TEST_EXISTS));
+    qts = qtest_initf("-machine virt -accel tcg -cpu cortex-a57"
+                      " -nodefaults -net none -m 256M"
+                      " -drive if=pflash,format=raw,file=%s,readonly=on"
+                      " -drive if=pflash,format=raw,file=%s,snapshot=on"
+                      " -cdrom %s -device vmgenid,guid=" GUID1,
+                      code, vars, image);
+    rsdp = acpi_find_rsdp_address_uefi(qts, 0x40000000, 256 * 1024 * 1024);
+    assert_guest_guid(qts, guid_addr_in(qts, rsdp, 0x40000000,
+                                        256 * 1024 * 1024), GUID1);
+    assert_guest_guid(qts, VIRT_DT_PAGE, GUID1);
+    assert_ssdt(qts, rsdp, false);
+    assert_ged_aml(qts, rsdp);
+
+    qtest_readl(qts, VIRT_GED_ESEL);
+    set_guid(qts, GUID2);
+    g_assert_cmphex(qtest_readl(qts, VIRT_GED_ESEL) & GED_VMGENID_EVT, ==,
+                    GED_VMGENID_EVT);
+    assert_guest_guid(qts, guid_addr_in(qts, rsdp, 0x40000000,
+                                        256 * 1024 * 1024), GUID2);
+    assert_guest_guid(qts, VIRT_DT_PAGE, GUID2);
+    qtest_quit(qts);
+}
+
+/*
+ * The same hostile addresses on Arm virt, with the firmware page in use:
+ * AAVMF loaded, but no CPU runs, so the test plays the firmware.
+ */
+static void test_virt_hostile(const void *opaque)
+{
+    g_autofree char *tmp = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
+    g_autofree char *log = g_build_filename(tmp, "log", NULL);
+    g_autofree char *logged = NULL;
+    g_autoptr(GString) want = g_string_new("");
+    const uint64_t ram_end = VIRT_RAM + RAM_SIZE;
+    const struct {
+        uint64_t addr;
+        const char *why;
+    } cases[] = {
+        { 0x1000, "is not in the machine's RAM" },            /* flash */
+        { VIRT_GICD, "is not in the machine's RAM" },         /* MMIO */
+        { VIRT_DT_PAGE, "is not in the machine's RAM" },      /* QEMU's */
+        { VIRT_RAM + 0x300004, "is not 8-byte aligned" },
+        { ram_end, "is not in the machine's RAM" },
+        { ram_end - 8, "runs past the end of a RAM region" },
+        { 0xfffffffffffffff8ULL, "is out of range" },
+    };
+    Window windows[2];
+    QTestState *qts;
+    int i;
+
+    qts = qtest_initf("-machine virt -cpu cortex-a57 -nodefaults -m 128M"
+                      " -drive if=pflash,format=raw,readonly=on,file=%s"
+                      " -d guest_errors -D %s -device vmgenid,guid=" GUID1,
+                      g_getenv("VMGENID_TEST_AAVMF_CODE") ?:
+                      "/usr/share/AAVMF/AAVMF_CODE.fd", log);
+    window_fill(qts, &windows[0], VIRT_RAM, 0x2000);
+    window_fill(qts, &windows[1], ram_end - 0x2000, 0x2000);
+    for (i = 0; i < ARRAY_SIZE(cases); i++) {
+        g_assert_cmphex(report_addr(qts, cases[i].addr), ==, 0);
+        g_string_append_printf(want, "vmgenid: GUID address 0x%" PRIx64
+                               " %s; not writing it\n",
+                               cases[i].addr, cases[i].why);
+        set_guid(qts, i & 1 ? GUID2 : GUID1);
+    }
+    {
+        uint8_t half[4] = { 0x28, 0, 0x20, 0x40 };
+
+        g_assert_cmphex(write_addr_file(qts, half, sizeof(half), 0), ==, 0);
+        g_string_append(want, "vmgenid: partial write of etc/vmgenid_addr"
+                        " (4 bytes at offset 0); ignoring it\n");
+    }
+    set_guid(qts, GUID2);
+    for (i = 0; i < ARRAY_SIZE(windows); i++) {
+        window_check(qts, &windows[i]);
+    }
+    assert_guest_guid(qts, VIRT_DT_PAGE, GUID2);
+    g_assert_true(g_file_get_contents(log, &logged, NULL, NULL));
+    g_assert_cmpstr(logged, ==, want->str);
+
+    /* The page the firmware would choose: used. */
+    g_assert_cmphex(report_addr(qts, VIRT_RAM + 0x200028), ==, 0);
+    assert_guest_guid(qts, VIRT_RAM + 0x200028, GUID2);
+    qtest_quit(qts);
+    unlink(log);
+    rmdir(tmp);
+}
+
+static void test_refused_virt(void)
+{
+    assert_startup_error("-M virt -device vmgenid -device vmgenid",
+        "-device vmgenid: only one vmgenid device is allowed");
 }
 
 static void add_test(const Machine *m, const char *name, const void *data,
@@ -1528,6 +1970,11 @@ static void add_upstream_tests(const Machine *m, const char *const *types)
 
 int main(int argc, char **argv)
 {
+    const char *arch = qtest_get_arch();
+    const bool x86 = !strcmp(arch, "x86_64");
+    const Machine *machines = x86 ? x86_machines : arm_machines;
+    const int count = x86 ? ARRAY_SIZE(x86_machines)
+                          : ARRAY_SIZE(arm_machines);
     int ret, i, j;
 
     g_test_init(&argc, &argv, NULL);
@@ -1537,9 +1984,12 @@ int main(int argc, char **argv)
         return g_test_run();
     }
 
-    g_assert_cmpint(boot_sector_init(disk), ==, 0);
-
-    for (i = 0; i < ARRAY_SIZE(machines); i++) {
+    if (x86) {
+        g_assert_cmpint(boot_sector_init(disk), ==, 0);
+        bios_log_dir = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
+        bios_logs = g_hash_table_new(NULL, NULL);
+    }
+    for (i = 0; i < count; i++) {
         const Machine *m = &machines[i];
 
         if (!qtest_has_machine(m->name)) {
@@ -1547,15 +1997,12 @@ int main(int argc, char **argv)
         }
         add_test(m, "cmdline", m, test_cmdline);
         add_test(m, "auto", m, test_auto);
-        add_test(m, "ssdt", m, test_ssdt);
-        add_test(m, "reset", m, test_reset);
         add_test(m, "loadvm-auto", m, test_loadvm_auto);
         add_test(m, "loadvm-fixed", m, test_loadvm_fixed);
         add_test(m, "loadvm-fixed-set", m, test_loadvm_fixed_set);
         add_test(m, "loadvm-paused", m, test_loadvm_paused);
         add_test(m, "set", m, test_set);
         add_test(m, "set-paused", m, test_set_paused);
-        add_test(m, "set-early", m, test_set_early);
         for (j = 0; j < ARRAY_SIZE(migrate_cases); j++) {
             MigrateTest *t = g_new(MigrateTest, 1);
 
@@ -1567,23 +2014,52 @@ int main(int argc, char **argv)
         add_test(m, "migrate-source-resumes", m, test_migrate_source_resumes);
         add_test(m, "restore-twice", m, test_restore_twice);
         add_test(m, "migrate-failed", m, test_migrate_failed);
-        add_test(m, "s3", m, test_s3);
         add_test(m, "hotplug", m, test_hotplug);
         add_test(m, "unrealize", m, test_unrealize);
-        add_test(m, "hostile-addr", m, test_hostile);
-        add_test(m, "hostile-addr-running", m, test_hostile_running);
-        if (g_getenv(UPSTREAM)) {
-            add_upstream_tests(m, upstream_types[i]);
+        if (m->kind != VIRT) {
+            add_test(m, "ssdt", m, test_ssdt);
+            add_test(m, "set-early", m, test_set_early);
+        }
+        if (m->kind == PC) {
+            add_test(m, "reset", m, test_reset);
+            add_test(m, "s3", m, test_s3);
+            add_test(m, "hostile-addr", m, test_hostile);
+            add_test(m, "hostile-addr-running", m, test_hostile_running);
+            if (g_getenv(UPSTREAM)) {
+                add_upstream_tests(m, upstream_types[i]);
+            }
+        }
+        if (m->kind == VIRT) {
+            add_test(m, "devicetree", m, test_virt_dt);
+            add_test(m, "acpi-off", m, test_virt_acpi_off);
+            add_test(m, "uefi", m, test_virt_uefi);
+            add_test(m, "hostile-addr", m, test_virt_hostile);
         }
     }
-    if (qtest_has_machine("q35")) {
-        qtest_add_data_func("vmgenid/q35/uefi", NULL, test_uefi);
+    if (x86) {
+        if (qtest_has_machine("q35")) {
+            qtest_add_data_func("vmgenid/q35/uefi", NULL, test_uefi);
+        }
+        qtest_add_func("vmgenid/bad-guid", test_bad_guid);
+        qtest_add_func("vmgenid/bad-guid-long", test_bad_guid_long);
+        qtest_add_func("vmgenid/refused", test_refused);
+        qtest_add_func("vmgenid/refused-qboot", test_refused_qboot);
+    } else {
+        qtest_add_func("vmgenid/refused", test_refused_virt);
     }
-    qtest_add_func("vmgenid/bad-guid", test_bad_guid);
-    qtest_add_func("vmgenid/bad-guid-long", test_bad_guid_long);
-    qtest_add_func("vmgenid/refused", test_refused);
 
     ret = g_test_run();
-    boot_sector_cleanup(disk);
+    if (x86) {
+        g_autoptr(GDir) dir = g_dir_open(bios_log_dir, 0, NULL);
+        const char *name;
+
+        boot_sector_cleanup(disk);
+        while (dir && (name = g_dir_read_name(dir))) {
+            g_autofree char *path = g_build_filename(bios_log_dir, name, NULL);
+
+            unlink(path);
+        }
+        rmdir(bios_log_dir);
+    }
     return ret;
 }

@@ -28,6 +28,14 @@
 #define VMGENID_FW_CFG_SIZE      4096
 #define VMGENID_GUID_OFFSET      40
 
+/*
+ * On machines with a platform bus (Arm virt), QEMU also offers the GUID
+ * in a page of its own, at offset 0, which the devicetree describes as
+ * "microsoft,vmgenid" with an edge-triggered interrupt.
+ */
+#define VMGENID_DT_COMPATIBLE    "microsoft,vmgenid"
+#define VMGENID_DT_SIZE          4096
+
 OBJECT_DECLARE_SIMPLE_TYPE(VmGenIdState, VMGENID)
 
 struct VmGenIdState {
@@ -45,9 +53,16 @@ struct VmGenIdState {
     VmGenerationIdReason reason;
     bool asleep;            /* suspended to RAM: hold notifications */
 
+    /* ACPI: a page the firmware places, notified through the ACPI device */
+    bool acpi;
     GArray *page;           /* contents of VMGENID_GUID_FW_CFG_FILE */
     uint8_t addr_file[8];   /* VMGENID_ADDR_FW_CFG_FILE as the guest wrote it */
     uint8_t addr_le[8];     /* the GUID address in use (migrated); 0: none */
+
+    /* Devicetree: QEMU's own page on the platform bus, and an interrupt */
+    bool dt;
+    MemoryRegion dt_page;
+    qemu_irq irq;
 
     Notifier suspend_notifier;
     Notifier wakeup_notifier;
@@ -56,12 +71,19 @@ struct VmGenIdState {
 
 /*
  * The device, or NULL when the machine has none (or, while a second one is
- * being realized, two).
+ * being realized, two). Works in builds without the device too.
  */
-VmGenIdState *vmgenid_find(void);
+static inline VmGenIdState *vmgenid_find(void)
+{
+    return (VmGenIdState *)object_resolve_path_type("", TYPE_VMGENID, NULL);
+}
 
-/* Append the device's SSDT and its linker/loader commands. */
-void vmgenid_build_acpi(VmGenIdState *s, GArray *table_data,
-                        BIOSLinker *linker, const char *oem_id);
+/*
+ * Append the SSDT of the machine's vmgenid device and its linker/loader
+ * commands, if the machine has the device and its guest finds the GUID
+ * through ACPI (that needs firmware which runs the linker/loader).
+ */
+void vmgenid_add_acpi_table(GArray *table_offsets, GArray *table_data,
+                            BIOSLinker *linker, const char *oem_id);
 
 #endif
