@@ -1,30 +1,45 @@
 #!/bin/bash
-# Build the test guest under build/guest/: Debian 12's kernel as vmlinuz
-# (taken out of its package, never installed on the host) and an initramfs
-# of busybox, vmgenid-guest and our /init.  Safe to rerun: the kernel
-# package is downloaded once, and the initramfs is rebuilt only when one
-# of its inputs changed.
+# Build the test guests under build/guest/, from Debian 12's packages only
+# (taken out of their .debs, never installed on the host):
+#
+#   amd64  build/guest/vmlinuz                    Linux 6.1 (bookworm)
+#          build/guest/initramfs.cpio.gz
+#   arm64  build/guest/arm64/vmlinuz-6.1          Linux 6.1 (bookworm)
+#          build/guest/arm64/vmlinuz-6.12         Linux 6.12 (bookworm-backports)
+#          build/guest/arm64/initramfs.cpio.gz
+#
+# Each initramfs holds busybox, vmgenid-guest (compiled for that
+# architecture, statically) and our /init.  The arm64 kernels are the
+# uncompressed Image with its EFI stub that Debian ships as vmlinuz, which
+# QEMU's -kernel boots directly or through the firmware.
+#
+#   guest/build-initramfs.sh [ARCH...]   (amd64, arm64; both by default)
+#
+# Safe to rerun: each package is downloaded once, and an initramfs is
+# rebuilt only when one of its inputs changed.  arm64 needs what
+# harness/deps.sh sets up: the arm64 architecture known to apt (for
+# apt-get download) and the cross compiler.
 # shellcheck source-path=SCRIPTDIR/../harness
 . "$(dirname "$0")/../harness/common.sh"
 
 GUEST_SRC=$ROOT/guest
-OUT=$BUILD/guest
-BUSYBOX=${BUSYBOX:-/bin/busybox}
 CFLAGS=(-static -O2 -Wall -Wextra -Werror)
 
-mkdir -p "$OUT"
-
-# The kernel linux-image-amd64 points at, e.g. linux-image-6.1.0-56-amd64.
-kernel_package() {
+# depends_on APT-CACHE-ARGS...: the first package whose name starts with
+# linux-image-<digit> that the meta-package in APT-CACHE-ARGS depends on,
+# e.g. linux-image-6.1.0-56-amd64 for linux-image-amd64; an apt-get update
+# first if apt knows nothing yet.
+depends_on() {
     local pkg
-    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-          awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+    pkg=$(apt-cache depends "$@" 2>/dev/null |
+          awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }')
     if [ -z "$pkg" ]; then
         apt-get update >/dev/null
-        pkg=$(apt-cache depends linux-image-amd64 |
-              awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+        pkg=$(apt-cache depends "$@" 2>/dev/null |
+              awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }')
     fi
-    [ -n "$pkg" ] || die "apt does not know linux-image-amd64"
+    [ -n "$pkg" ] || die "apt does not know $* (harness/deps.sh makes apt" \
+                         "know the arm64 packages)"
     echo "$pkg"
 }
 
@@ -36,66 +51,112 @@ newest() {
     done | sort -V | tail -n 1
 }
 
-fetch_kernel() {
-    local deb pkg version
-    deb=$(newest "$OUT"/linux-image-*-amd64_*.deb)
-    if [ -z "$deb" ]; then
-        pkg=$(kernel_package)
-        echo "downloading $pkg"
-        # apt-get download drops its sandbox user when run as root, noisily.
-        (cd "$OUT" && apt-get download "$pkg" 2>&1 |
-            grep -v '^W: Download is performed unsandboxed' >&2) || true
-        deb=$(newest "$OUT/$pkg"_*.deb)
-        [ -n "$deb" ] || die "apt-get download $pkg failed"
-    else
-        echo "reusing $(basename "$deb")"
-    fi
-    # shellcheck disable=SC2016 # dpkg-deb expands these, not the shell
-    version=$(dpkg-deb -W --showformat='${Package} ${Version}' "$deb")
-    if [ -f "$OUT/vmlinuz" ] && [ "$(cat "$OUT/vmlinuz.version" 2>/dev/null)" = "$version" ]; then
-        echo "kernel up to date: $OUT/vmlinuz ($version)"
+# download DIR GLOB COMMAND...: set DEB to the newest .deb in DIR that
+# GLOB matches; if there is none, download the package COMMAND prints.
+download() {
+    local dir=$1 glob=$2 pkg
+    shift 2
+    # shellcheck disable=SC2086 # GLOB is a pattern
+    DEB=$(newest "$dir"/$glob)
+    if [ -n "$DEB" ]; then
+        echo "reusing $(basename "$DEB")"
         return
     fi
-    dpkg-deb --fsys-tarfile "$deb" |
-        tar -x -O --wildcards './boot/vmlinuz-*' > "$OUT/vmlinuz.tmp"
-    [ -s "$OUT/vmlinuz.tmp" ] || die "no /boot/vmlinuz-* in $deb"
-    mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
-    echo "$version" > "$OUT/vmlinuz.version"
-    echo "extracted $OUT/vmlinuz ($version)"
+    pkg=$("$@")
+    echo "downloading $pkg"
+    # apt-get download drops its sandbox user when run as root, noisily.
+    (cd "$dir" && apt-get download "$pkg" 2>&1 |
+        grep -v '^W: Download is performed unsandboxed' >&2) || true
+    DEB=$(newest "$dir/${pkg%:*}"_*.deb)
+    [ -n "$DEB" ] || die "apt-get download $pkg failed"
 }
 
-# Everything the initramfs is made of; a change in any rebuilds it.
+# extract DEB OUT MEMBER [OUT MEMBER...]: each file MEMBER (a tar pattern
+# that matches one file) of DEB as its OUT, unless they all exist and the
+# first OUT's .version says they came from this very package version.
+extract() {
+    local deb=$1 first=$2 tmp version i fresh=yes
+    local -a args=("${@:2}") members=()
+    # shellcheck disable=SC2016 # dpkg-deb expands these, not the shell
+    version=$(dpkg-deb -W --showformat='${Package} ${Version}' "$deb")
+    for ((i = 0; i < ${#args[@]}; i += 2)); do
+        [ -f "${args[i]}" ] || fresh=no
+        members+=("${args[i + 1]}")
+    done
+    if [ $fresh = yes ] && [ "$(cat "$first.version" 2>/dev/null)" = "$version" ]; then
+        echo "up to date: $first ($version)"
+        return
+    fi
+    tmp=$(mktemp -d "$first.XXXXXX")
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" --wildcards "${members[@]}"
+    for ((i = 0; i < ${#args[@]}; i += 2)); do
+        # The one file the pattern matched.
+        # shellcheck disable=SC2086 # MEMBER is a pattern
+        set -- "$tmp"/${args[i + 1]}
+        if [ $# != 1 ] || [ ! -s "$1" ]; then
+            die "not one file ${args[i + 1]} in $deb"
+        fi
+        mv "$1" "${args[i]}"
+    done
+    rm -rf "$tmp"
+    echo "$version" > "$first.version"
+    echo "extracted $first ($version)"
+}
+
+# kernel DIR NAME ARCH SERIES APT-CACHE-ARGS...: Debian's Linux SERIES
+# (6.1, 6.12) for ARCH as DIR/NAME, out of the kernel package that the
+# meta-package in APT-CACHE-ARGS depends on.  Its config must build the
+# vmgenid driver in.
+kernel() {
+    local dir=$1 name=$2 arch=$3 series=$4 version
+    shift 4
+    download "$dir" "linux-image-$series.*-${arch}_*.deb" depends_on "$@"
+    # shellcheck disable=SC2016
+    version=$(dpkg-deb -W --showformat='${Version}' "$DEB")
+    case $version in
+        "$series".*) ;;
+        *) die "$DEB is Linux $version, not $series: Debian moved on" ;;
+    esac
+    extract "$DEB" "$dir/$name" './boot/vmlinuz-*' \
+                   "$dir/$name.config" './boot/config-*'
+    grep -qx 'CONFIG_VMGENID=y' "$dir/$name.config" ||
+        die "$DEB: its kernel config has no CONFIG_VMGENID=y"
+}
+
+# Everything an initramfs is made of; a change in any rebuilds it.
 inputs_hash() {
     {
         sha256sum "$GUEST_SRC/vmgenid-guest.c" "$GUEST_SRC/init" "$0" "$BUSYBOX" |
             cut -d' ' -f1
-        gcc --version | head -n 1
+        "$CC" --version | head -n 1
         echo "${CFLAGS[*]}"
     } | sha256sum | cut -d' ' -f1
 }
 
-build_initramfs() {
-    local stamp=$OUT/initramfs.inputs hash root=$OUT/root applet
+# initramfs DIR: DIR/initramfs.cpio.gz of $BUSYBOX (its applets named by
+# $APPLETS), vmgenid-guest compiled by $CC, and /init.
+initramfs() {
+    local out=$1 stamp=$1/initramfs.inputs hash root=$1/root applet
     hash=$(inputs_hash)
-    if [ -f "$OUT/initramfs.cpio.gz" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ]; then
-        echo "initramfs up to date: $OUT/initramfs.cpio.gz"
+    if [ -f "$out/initramfs.cpio.gz" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ]; then
+        echo "initramfs up to date: $out/initramfs.cpio.gz"
         return
     fi
     if command -v file >/dev/null && ! file -L "$BUSYBOX" | grep -q 'statically linked'; then
         die "$BUSYBOX is not static: install busybox-static"
     fi
 
-    gcc "${CFLAGS[@]}" -o "$OUT/vmgenid-guest" "$GUEST_SRC/vmgenid-guest.c"
-    echo "compiled $OUT/vmgenid-guest"
+    "$CC" "${CFLAGS[@]}" -o "$out/vmgenid-guest" "$GUEST_SRC/vmgenid-guest.c"
+    echo "compiled $out/vmgenid-guest ($CC)"
 
     rm -rf "$root"
     mkdir -p "$root"/{bin,dev,etc,proc,sys,tmp,root}
     ln -s bin "$root/sbin"
-    cp "$BUSYBOX" "$root/bin/busybox"
-    for applet in $("$BUSYBOX" --list); do
+    install -m 755 "$BUSYBOX" "$root/bin/busybox"
+    for applet in $($APPLETS --list); do
         [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
     done
-    cp "$OUT/vmgenid-guest" "$root/bin/vmgenid-guest"
+    cp "$out/vmgenid-guest" "$root/bin/vmgenid-guest"
     install -m 755 "$GUEST_SRC/init" "$root/init"
     # The kernel opens /dev/console for init before devtmpfs is mounted.
     mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null ||
@@ -103,11 +164,54 @@ build_initramfs() {
 
     (cd "$root" && find . -print0 | LC_ALL=C sort -z |
         cpio --null -o -H newc --owner 0:0 --reproducible --quiet) |
-        gzip -9 -n > "$OUT/initramfs.cpio.gz.tmp"
-    mv "$OUT/initramfs.cpio.gz.tmp" "$OUT/initramfs.cpio.gz"
+        gzip -9 -n > "$out/initramfs.cpio.gz.tmp"
+    mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
     echo "$hash" > "$stamp"
-    echo "built $OUT/initramfs.cpio.gz ($(du -k "$OUT/initramfs.cpio.gz" | cut -f1) KiB)"
+    echo "built $out/initramfs.cpio.gz ($(du -k "$out/initramfs.cpio.gz" | cut -f1) KiB)"
 }
 
-fetch_kernel
-build_initramfs
+amd64() {
+    local out=$BUILD/guest
+    local BUSYBOX=${BUSYBOX:-/bin/busybox} CC=gcc
+    local APPLETS=$BUSYBOX
+    mkdir -p "$out"
+    kernel "$out" vmlinuz amd64 6.1 linux-image-amd64
+    initramfs "$out"
+}
+
+# Nothing of arm64 runs on the host: busybox comes out of its arm64
+# package, and the list of its applets from the host's busybox, built from
+# the same Debian source.
+arm64() {
+    local out=$BUILD/guest/arm64 host guest
+    local BUSYBOX=$BUILD/guest/arm64/busybox CC=aarch64-linux-gnu-gcc
+    local APPLETS=/bin/busybox
+    mkdir -p "$out"
+    kernel "$out" vmlinuz-6.1 arm64 6.1 linux-image-arm64:arm64
+    kernel "$out" vmlinuz-6.12 arm64 6.12 -t bookworm-backports \
+        linux-image-arm64:arm64
+    download "$out" 'busybox-static_*_arm64.deb' echo busybox-static:arm64
+    extract "$DEB" "$BUSYBOX" './bin/busybox'
+    [ -x "$APPLETS" ] || die "no $APPLETS on the host: install busybox-static"
+    # shellcheck disable=SC2016
+    host=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || true)
+    # shellcheck disable=SC2016
+    guest=$(dpkg-deb -W --showformat='${Version}' "$DEB")
+    if [ "$host" != "$guest" ]; then
+        echo "note: busybox-static $host on the host, $guest in the guest:" \
+             "applet names taken from the host's"
+    fi
+    command -v "$CC" >/dev/null ||
+        die "no $CC: install gcc-aarch64-linux-gnu and libc6-dev-arm64-cross"
+    initramfs "$out"
+}
+
+if [ $# = 0 ]; then
+    set -- amd64 arm64
+fi
+for arch in "$@"; do
+    case $arch in
+        amd64|arm64) "$arch" ;;
+        *) die "unknown architecture $arch (amd64, arm64)" ;;
+    esac
+done

@@ -1,12 +1,15 @@
 /*
  * vmgenid-guest: read the VM Generation ID from inside a Linux guest.
  *
- * The device tells the guest where its GUID lives through an SSDT whose
- * OEM table id is "VMGENID": the named DWORD VGIA in that table holds the
- * guest-physical address of a page, and the GUID is the 16 bytes at
- * VGIA + 40.  Linux consumes the GUID in its vmgenid driver but does not
- * show it to user space, so we follow the same path by hand: table from
- * sysfs, address from the AML, bytes through /dev/mem.
+ * The device tells the guest where its GUID lives in one of two ways.
+ * With ACPI, through an SSDT whose OEM table id is "VMGENID": the named
+ * integer VGIA in that table holds the guest-physical address of a page,
+ * and the GUID is the 16 bytes at VGIA + 40.  With a devicetree (Arm
+ * without firmware), through a node compatible with "microsoft,vmgenid":
+ * its reg is the page, and the GUID its first 16 bytes.  Linux consumes
+ * the GUID in its vmgenid driver but does not show it to user space, so
+ * we follow the same path by hand: the address from the SSDT's AML (or
+ * the devicetree's reg and ranges), the bytes through /dev/mem.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -15,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/netlink.h>
 #include <poll.h>
 #include <signal.h>
@@ -31,6 +35,8 @@
 #include <unistd.h>
 
 #define TABLES_DIR      "/sys/firmware/acpi/tables"
+#define DT_BASE         "/proc/device-tree"
+#define DT_COMPATIBLE   "microsoft,vmgenid"
 #define GPE_FILE        "/sys/firmware/acpi/interrupts/gpe05"
 #define TRACEFS         "/sys/kernel/tracing"
 #define NOTIFY_FUNC     "add_vmfork_randomness"
@@ -41,14 +47,22 @@
 #define WATCH_PERIOD_MS 100
 #define ARRAY_LEN(a)    (sizeof(a) / sizeof((a)[0]))
 
-/* Linux's driver: an ACPI driver in 6.1, a platform driver in 6.12. */
+/*
+ * Linux's driver: an ACPI driver in 6.1, a platform driver in 6.12 (which
+ * also binds to the devicetree node from 6.10 on).
+ */
 static const char *const driver_dirs[] = {
     "/sys/bus/acpi/drivers/vmgenid",
     "/sys/bus/platform/drivers/vmgenid",
 };
 
-/* NameOp, the name VGIA, DWordPrefix: how "Name (VGIA, 0x...)" encodes. */
-static const uint8_t vgia_aml[] = { 0x08, 'V', 'G', 'I', 'A', 0x0c };
+/*
+ * NameOp and the name VGIA: how "Name (VGIA, 0x...)" begins; then comes
+ * DWordPrefix and 4 bytes, or QWordPrefix and 8.
+ */
+static const uint8_t vgia_aml[] = { 0x08, 'V', 'G', 'I', 'A' };
+#define AML_DWORD_PREFIX 0x0c
+#define AML_QWORD_PREFIX 0x0e
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
 die(const char *fmt, ...)
@@ -68,20 +82,37 @@ static uint32_t le32(const uint8_t *p)
     return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* Read a whole ACPI table; sysfs only lets root read them. */
-static uint8_t *read_table(const char *path, size_t *len)
+static uint64_t le64(const uint8_t *p)
+{
+    return le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
+}
+
+/*
+ * Read a whole file (an ACPI table, a devicetree property); NULL if it
+ * does not exist.  sysfs only lets root read the ACPI tables.
+ */
+static uint8_t *read_file(const char *path, size_t *len)
 {
     size_t cap = 4096, n = 0;
-    uint8_t *buf = malloc(cap);
+    uint8_t *buf;
     ssize_t r;
     int fd = open(path, O_RDONLY);
 
     if (fd < 0) {
+        if (errno == ENOENT) {
+            return NULL;
+        }
         if (errno == EACCES || errno == EPERM) {
             die("cannot read %s: %s (run as root)", path, strerror(errno));
         }
         die("cannot read %s: %s", path, strerror(errno));
     }
+    buf = malloc(cap);
     for (;;) {
         if (n == cap) {
             cap *= 2;
@@ -114,18 +145,22 @@ static bool is_vmgenid_table(const uint8_t *t, size_t len)
            !memcmp(t + 16, "VMGENID", 7) && (t[23] == ' ' || t[23] == '\0');
 }
 
-/* Find the VMGENID SSDT and return the value of its VGIA. */
-static uint32_t find_vgia(void)
+/*
+ * Find the VMGENID SSDT and the value of its VGIA: the address of the
+ * GUID is VGIA + 40.  False if there is no such table (or no ACPI).
+ */
+static bool find_acpi_guid(uint64_t *addr)
 {
     char path[512];
     DIR *dir = opendir(TABLES_DIR);
     struct dirent *de;
-    uint8_t *t = NULL;
+    uint8_t *t = NULL, *v;
+    uint64_t vgia;
     size_t len = 0, i;
 
     if (!dir) {
         if (errno == ENOENT) {
-            die("no ACPI tables in " TABLES_DIR ": is ACPI enabled?");
+            return false;
         }
         die("cannot open " TABLES_DIR ": %s", strerror(errno));
     }
@@ -134,8 +169,8 @@ static uint32_t find_vgia(void)
             continue;
         }
         snprintf(path, sizeof(path), TABLES_DIR "/%s", de->d_name);
-        t = read_table(path, &len);
-        if (is_vmgenid_table(t, len)) {
+        t = read_file(path, &len);
+        if (t && is_vmgenid_table(t, len)) {
             break;
         }
         free(t);
@@ -143,27 +178,239 @@ static uint32_t find_vgia(void)
     }
     closedir(dir);
     if (!t) {
-        die("no VM Generation ID device: no SSDT with OEM table id VMGENID");
+        return false;
     }
 
     /* Trust the header's length over the file's, in case of padding. */
     if (le32(t + 4) < len) {
         len = le32(t + 4);
     }
-    for (i = ACPI_HEADER_LEN; i + sizeof(vgia_aml) + 4 <= len; i++) {
-        if (!memcmp(t + i, vgia_aml, sizeof(vgia_aml))) {
-            uint32_t vgia = le32(t + i + sizeof(vgia_aml));
+    for (i = ACPI_HEADER_LEN; i + sizeof(vgia_aml) + 5 <= len; i++) {
+        if (memcmp(t + i, vgia_aml, sizeof(vgia_aml))) {
+            continue;
+        }
+        v = t + i + sizeof(vgia_aml);
+        if (v[0] == AML_DWORD_PREFIX) {
+            vgia = le32(v + 1);
+        } else if (v[0] == AML_QWORD_PREFIX && v + 9 <= t + len) {
+            vgia = le64(v + 1);
+        } else {
+            break;
+        }
+        free(t);
+        if (!vgia) {
+            die("VGIA in %s is 0: the firmware has not placed the "
+                "VM Generation ID buffer (no ACPI linker/loader support?)",
+                path);
+        }
+        *addr = vgia + GUID_OFFSET;
+        return true;
+    }
+    die("%s has no VGIA named DWORD or QWORD", path);
+}
 
-            free(t);
-            if (!vgia) {
-                die("VGIA in %s is 0: the firmware has not placed the "
-                    "VM Generation ID buffer (no ACPI linker/loader support?)",
-                    path);
-            }
-            return vgia;
+/*
+ * The devicetree: each node is a directory of DT_BASE, each property a
+ * file in it.  Numbers are big-endian 32-bit cells.
+ */
+
+/* dir/name as path, which has room for PATH_MAX bytes. */
+static void dt_path(char *path, const char *dir, const char *name)
+{
+    if (snprintf(path, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX) {
+        die("devicetree path too long: %s/%s", dir, name);
+    }
+}
+
+/* The property name of node as a malloc'ed buffer; NULL if absent. */
+static uint8_t *dt_prop(const char *node, const char *name, size_t *len)
+{
+    char path[PATH_MAX];
+
+    dt_path(path, node, name);
+    return read_file(path, len);
+}
+
+/* A one-cell property such as #address-cells, or dflt if absent. */
+static uint32_t dt_cell(const char *node, const char *name, uint32_t dflt)
+{
+    size_t len;
+    uint8_t *p = dt_prop(node, name, &len);
+    uint32_t val = dflt;
+
+    if (p && len == 4) {
+        val = be32(p);
+    } else if (p) {
+        die("%s/%s is %zu bytes long, not 4", node, name, len);
+    }
+    free(p);
+    return val;
+}
+
+/* #address-cells or #size-cells (name) of the children of node. */
+static uint32_t dt_cells(const char *node, const char *name, uint32_t dflt)
+{
+    uint32_t n = dt_cell(node, name, dflt);
+
+    if (n > 2) {
+        die("%s/%s is %" PRIu32 ": more than 64 bits are not supported",
+            node, name, n);
+    }
+    return n;
+}
+
+/* A number of n cells (0, 1 or 2). */
+static uint64_t dt_number(const uint8_t *p, uint32_t n)
+{
+    uint64_t val = 0;
+    uint32_t i;
+
+    for (i = 0; i < n; i++) {
+        val = val << 32 | be32(p + 4 * i);
+    }
+    return val;
+}
+
+/* Does the string list prop hold str? */
+static bool dt_has_string(const uint8_t *prop, size_t len, const char *str)
+{
+    size_t i;
+
+    for (i = 0; i < len; i += strnlen((const char *)prop + i, len - i) + 1) {
+        if (!strncmp((const char *)prop + i, str, len - i)) {
+            return true;
         }
     }
-    die("%s has no VGIA named DWORD", path);
+    return false;
+}
+
+/* The parent of a node: its path up to the last slash. */
+static void dt_parent(char *node)
+{
+    char *slash = strrchr(node, '/');
+
+    if (!slash) {
+        die("no parent for devicetree node %s", node);
+    }
+    *slash = '\0';
+}
+
+/*
+ * The CPU physical address of the first reg entry of node: reg is in the
+ * address space of node's parent bus, which each ancestor's ranges maps
+ * into its own parent's, up to the root.
+ */
+static uint64_t dt_address(const char *node)
+{
+    char bus[PATH_MAX], up[PATH_MAX];
+    uint32_t na, ns, pna, pns, entry;
+    uint64_t addr, child, parent, size;
+    uint8_t *p;
+    size_t len, i;
+
+    snprintf(bus, sizeof(bus), "%s", node);
+    dt_parent(bus);
+    na = dt_cells(bus, "#address-cells", 2);
+    ns = dt_cells(bus, "#size-cells", 1);
+    p = dt_prop(node, "reg", &len);
+    if (!p || len < 4 * (na + ns) || !na) {
+        die("%s has no reg of %" PRIu32 " address and %" PRIu32 " size cells",
+            node, na, ns);
+    }
+    addr = dt_number(p, na);
+    free(p);
+
+    /* Up through the buses between node and the root. */
+    while (strcmp(bus, DT_BASE)) {
+        snprintf(up, sizeof(up), "%s", bus);
+        dt_parent(up);
+        pna = dt_cells(up, "#address-cells", 2);
+        pns = dt_cells(up, "#size-cells", 1);
+        p = dt_prop(bus, "ranges", &len);
+        if (!p) {
+            die("%s has no ranges: %s is not in the CPU's address space",
+                bus, node);
+        }
+        entry = 4 * (na + pna + ns);
+        /* An empty ranges maps the bus one to one. */
+        for (i = 0; len && i + entry <= len; i += entry) {
+            child = dt_number(p + i, na);
+            parent = dt_number(p + i + 4 * na, pna);
+            size = dt_number(p + i + 4 * (na + pna), ns);
+            if (addr >= child && addr - child < size) {
+                addr = addr - child + parent;
+                break;
+            }
+        }
+        free(p);
+        if (len && i + entry > len) {
+            die("0x%" PRIx64 " is in none of the ranges of %s", addr, bus);
+        }
+        snprintf(bus, sizeof(bus), "%s", up);
+        na = pna;
+        ns = pns;
+    }
+    return addr;
+}
+
+/*
+ * Find the enabled node compatible with DT_COMPATIBLE under node (a
+ * depth-first walk); its path goes to found.
+ */
+static bool dt_find(const char *node, char *found, size_t size)
+{
+    char path[PATH_MAX];
+    struct dirent *de;
+    struct stat st;
+    uint8_t *compat, *status;
+    size_t len, slen;
+    bool hit = false;
+    DIR *dir;
+
+    compat = dt_prop(node, "compatible", &len);
+    if (compat && dt_has_string(compat, len, DT_COMPATIBLE)) {
+        status = dt_prop(node, "status", &slen);
+        hit = !status || dt_has_string(status, slen, "okay") ||
+              dt_has_string(status, slen, "ok");
+        free(status);
+    }
+    free(compat);
+    if (hit) {
+        snprintf(found, size, "%s", node);
+        return true;
+    }
+
+    dir = opendir(node);
+    while (dir && !hit && (de = readdir(dir))) {
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        dt_path(path, node, de->d_name);
+        if (de->d_type == DT_DIR ||
+            (de->d_type == DT_UNKNOWN && !lstat(path, &st) &&
+             S_ISDIR(st.st_mode))) {
+            hit = dt_find(path, found, size);
+        }
+    }
+    if (dir) {
+        closedir(dir);
+    }
+    return hit;
+}
+
+/*
+ * Find the devicetree node of the device; the GUID is the first 16 bytes
+ * of its reg.  False if there is none (or no devicetree).
+ */
+static bool find_dt_guid(uint64_t *addr)
+{
+    char node[PATH_MAX];
+
+    if (!dt_find(DT_BASE, node, sizeof(node))) {
+        return false;
+    }
+    *addr = dt_address(node);
+    return true;
 }
 
 /*
@@ -171,10 +418,9 @@ static uint32_t find_vgia(void)
  * mapping, which the kernel refuses (EAGAIN) because its vmgenid driver
  * already maps the page write-back, and memory types must agree.
  */
-static const volatile uint8_t *map_guid(uint32_t vgia)
+static const volatile uint8_t *map_guid(uint64_t addr)
 {
     uint64_t page = sysconf(_SC_PAGE_SIZE);
-    uint64_t addr = (uint64_t)vgia + GUID_OFFSET;
     uint64_t base = addr & ~(page - 1);
     size_t len = (addr + GUID_LEN - base + page - 1) & ~(page - 1);
     void *p;
@@ -191,8 +437,9 @@ static const volatile uint8_t *map_guid(uint32_t vgia)
         if (errno == EPERM || errno == EINVAL) {
             die("cannot map the GUID at 0x%" PRIx64 " from /dev/mem: %s; "
                 "the page is probably ACPI NVS or other firmware memory, "
-                "which a kernel with strict /dev/mem refuses: boot with "
-                "iomem=relaxed", addr, strerror(errno));
+                "or claimed by the kernel's driver, which a kernel with "
+                "strict /dev/mem refuses: boot with iomem=relaxed",
+                addr, strerror(errno));
         }
         die("cannot map the GUID at 0x%" PRIx64 " from /dev/mem: %s",
             addr, strerror(errno));
@@ -238,7 +485,9 @@ static void print_guid(const uint8_t *g, bool stamped)
 
 /*
  * --watch: sleep until the kernel handles a change, then re-read the
- * GUID.  A change raises GPE 5, which Linux's vmgenid driver handles by
+ * GUID.  A change raises GPE 5 (x86 PCs), an event of the ACPI Generic
+ * Event Device (Arm virt and x86 microvm with ACPI) or the device's own
+ * interrupt (devicetree), which Linux's vmgenid driver handles by
  * calling add_vmfork_randomness().  The watcher waits for that call
  * through a kprobe, read from the trace_pipe of a tracefs instance of its
  * own (so that other readers of the trace buffer miss nothing).
@@ -276,7 +525,10 @@ static void on_signal(int sig)
     raise(sig);
 }
 
-/* sysfs links each device the driver is bound to, e.g. QEMUVGID:00. */
+/*
+ * sysfs links each device the driver is bound to, e.g. QEMUVGID:00 (ACPI)
+ * or c000000.vmgenid (devicetree); the only other link is module.
+ */
 static bool driver_bound(void)
 {
     struct dirent *de;
@@ -287,7 +539,7 @@ static bool driver_bound(void)
     for (i = 0; !bound && i < ARRAY_LEN(driver_dirs); i++) {
         dir = opendir(driver_dirs[i]);
         while (dir && !bound && (de = readdir(dir))) {
-            bound = de->d_type == DT_LNK && strchr(de->d_name, ':');
+            bound = de->d_type == DT_LNK && strcmp(de->d_name, "module");
         }
         if (dir) {
             closedir(dir);
@@ -532,8 +784,11 @@ static void usage(FILE *f)
             "           %d ms (said on stderr)\n"
             "  --help   show this text\n"
             "\n"
-            "Needs root, ACPI and /dev/mem; on firmware that puts the GUID\n"
-            "in ACPI NVS (OVMF) also the kernel option iomem=relaxed.\n",
+            "It finds the GUID through ACPI (the VMGENID SSDT) or else the\n"
+            "devicetree (a node compatible with " DT_COMPATIBLE "), and\n"
+            "reads it through /dev/mem, so it needs root; where the page is\n"
+            "firmware memory (OVMF, AAVMF) or claimed by the kernel's\n"
+            "driver (devicetree), also the kernel option iomem=relaxed.\n",
             WATCH_PERIOD_MS);
 }
 
@@ -542,6 +797,7 @@ int main(int argc, char **argv)
     bool watching = false;
     uint8_t guid[GUID_LEN];
     const volatile uint8_t *src;        /* see map_guid() */
+    uint64_t addr;
 
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         usage(stdout);
@@ -555,7 +811,12 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    src = map_guid(find_vgia());
+    if (!find_acpi_guid(&addr) && !find_dt_guid(&addr)) {
+        die("no VM Generation ID device: no ACPI SSDT with OEM table id "
+            "VMGENID in " TABLES_DIR ", no node compatible with "
+            DT_COMPATIBLE " in " DT_BASE);
+    }
+    src = map_guid(addr);
     if (watching) {
         watch(src);
     }

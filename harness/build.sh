@@ -1,31 +1,47 @@
 #!/bin/bash
 # Configure (once, or when the options below change) and build the x86_64
-# emulator, qemu-img and the qtests we run, then link them into build/.
+# and aarch64 emulators, qemu-img and the qtests we run, then link them
+# into build/.
+#
+#   build.sh [TREE OUT LINKS [reference]]
+#
+# Several trees are built the same way. A reference tree (the stripped
+# base, upstream QEMU) gets only the x86_64 emulator that its checks run,
+# with the same compiler options as ours, so that ccache serves every
+# object whose sources are alike.
 . "$(dirname "$0")/common.sh"
 
-# tree, build folder, link prefix: several trees are built the same way.
 TREE=${1:-$SRC}
 OUT=${2:-$OBJ}
 LINKS=${3:-$BUILD}
+REFERENCE=${4:-}
 
 # Debian's firmware packages, searched in this order (as Debian's qemu does).
 FIRMWARE_DIRS=(/usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu)
 
+if [ -n "$REFERENCE" ]; then
+    TARGET_LIST=x86_64-softmmu
+    TARGETS=(qemu-system-x86_64)
+    DOCS=--disable-docs
+else
+    TARGET_LIST=x86_64-softmmu,aarch64-softmmu
+    TARGETS=(qemu-system-x86_64 qemu-system-aarch64 qemu-img)
+    DOCS=--enable-docs         # built by make check, not by default
+fi
+
 CONFIGURE_ARGS=(
     --prefix=/usr
-    --target-list=x86_64-softmmu
+    "--target-list=$TARGET_LIST"
     --enable-tcg --enable-kvm
     --disable-modules          # never load a system QEMU's modules
     --disable-install-blobs    # Debian ships no prebuilt ROMs in its source
-    --enable-docs              # built by make check, not by default
+    "$DOCS"
     --disable-rust --disable-download
     --disable-gtk --disable-sdl --disable-opengl --disable-vnc
     --disable-xen --disable-spice
     "--firmwarepath=$(IFS=:; echo "${FIRMWARE_DIRS[*]}")"
     --python=/usr/bin/python3  # Debian's python, which sees Debian's meson
 )
-
-TARGETS=(qemu-system-x86_64 qemu-img)
 
 # What configure saw: a new 32-bit x86 compiler, say, means configuring again.
 configure_stamp() {
@@ -64,7 +80,10 @@ if ! [ -f "$OUT/build.ninja" ] ||
     phase configure configure
 fi
 
-qtests=$(cd "$TREE/tests/qtest" && ls vmgenid*-test.c 2>/dev/null | sed 's|\.c$||;s|^|tests/qtest/|') || true
+qtests=
+if [ -z "$REFERENCE" ]; then
+    qtests=$(cd "$TREE/tests/qtest" && ls vmgenid*-test.c 2>/dev/null | sed 's|\.c$||;s|^|tests/qtest/|') || true
+fi
 # shellcheck disable=SC2086
 phase compile ninja -C "$OUT" "${TARGETS[@]}" $qtests
 # linuxboot_dma.bin (for -kernel), kvmvapic.bin, ...: built by make, not ninja.

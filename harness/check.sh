@@ -33,11 +33,17 @@ check() {
 # A skipped test counts as skipped, or as failed when the caller has set
 # tap_skip=fail.
 tap() {
-    local name=$1 log line on_skip=${tap_skip:-skip}
+    local name=$1 log
     shift
     log=$(logfile "$name $*")
     "$@" >"$log" 2>&1 && local rc=0 || local rc=$?
-    local seen=0
+    tap_count "$name" "$log" "$rc"
+}
+
+# tap_count NAME LOG RC: count the TAP lines of a program's LOG, which
+# exited with status RC.
+tap_count() {
+    local name=$1 log=$2 rc=$3 line on_skip=${tap_skip:-skip} seen=0
     while IFS= read -r line; do
         case $line in
             "ok "*"# SKIP"*|"ok "*"# skip"*) $on_skip "$name: ${line#ok [0-9]* }"; seen=1 ;;
@@ -58,7 +64,7 @@ build_step() {
     local name=$1 tag=$2 dir=$BUILD/$1
     worktree "$dir/src" "$tag"
     check "$name QEMU builds" \
-        bash "$ROOT/harness/build.sh" "$dir/src" "$dir/qemu" "$dir"
+        bash "$ROOT/harness/build.sh" "$dir/src" "$dir/qemu" "$dir" reference
 }
 
 # lines NAME CMD...: run a suite that prints "PASS: ..." / "FAIL: ..." /
@@ -111,7 +117,7 @@ suite_stripped() {
 # --- 2. the prepared tree differs from the stripped base only by our work
 owned_and_patched() {
     local want got
-    want=$( (cd "$OVERLAY" && find . -type f | sed 's|^\./||';
+    want=$( (overlay_files;
              cat "$PATCHES"/*.patch | sed -n 's|^+++ b/||p') | sort -u)
     got=$(git -C "$SRC" diff --name-only stripped ours | sort -u)
     [ "$want" = "$got" ] || { diff <(echo "$want") <(echo "$got"); return 1; }
@@ -122,24 +128,41 @@ suite_tree() {
 
 # --- 3. the device's qtests, with upstream QEMU as the other migration end
 qtest() {
-    (cd "$OBJ" && QTEST_QEMU_BINARY=./qemu-system-x86_64 \
+    local arch=$1
+    shift
+    (cd "$OBJ" && QTEST_QEMU_BINARY=./qemu-system-$arch \
         QTEST_QEMU_IMG=./qemu-img G_TEST_SRCDIR="$SRC/tests/qtest" \
         VMGENID_TEST_UPSTREAM_QEMU="$BUILD/upstream/qemu-system-x86_64" \
         exec tests/qtest/vmgenid-test "$@")
 }
-# One process per test case, so that a failed assertion stops only its own.
+# qtest_case ARCH TEST: one test case, its output and status in its log.
+qtest_case() {
+    local log
+    log=$(logfile "qtest $1 $2")
+    qtest "$1" --tap -p "$2" >"$log" 2>&1
+    echo $? >"$log.rc"
+}
+# One process per test case, so that a failed assertion stops only its
+# own; two at a time, since each keeps about one core busy.
 suite_qtest() {
-    local t
+    local arch t log
     build_step upstream pristine
-    for t in $(qtest -l | grep '^/'); do
-        tap "qtest" qtest --tap -p "$t"
-    done
+    export -f qtest qtest_case logfile
+    export OBJ SRC BUILD LOGS
+    for arch in x86_64 aarch64; do
+        qtest "$arch" -l | grep '^/' | sed "s|^|$arch |"
+    done > "$LOGS/qtest-cases"
+    xargs -P 2 -L 1 bash -c 'qtest_case "$0" "$1"' < "$LOGS/qtest-cases"
+    while read -r arch t; do
+        log=$(logfile "qtest $arch $t")
+        tap_count "qtest" "$log" "$(cat "$log.rc")"
+    done < "$LOGS/qtest-cases"
 }
 
 # --- 4. QEMU's coding style on every C file we own
 suite_style() {
     local f
-    for f in $(cd "$OVERLAY" && find . -name '*.[ch]' | sed 's|^\./||' | sort); do
+    for f in $(overlay_files | grep '\.[ch]$'); do
         check "checkpatch $f" \
             bash -c "cd '$SRC' && scripts/checkpatch.pl --no-tree --strict -f '$f'"
     done
@@ -160,26 +183,32 @@ suite_docs() {
         docs_show_vmgenid
 }
 
-# --- 5. real peers: Debian's Linux 6.1 on pc/q35 x SeaBIOS/OVMF, through
-# QEMU's functional test tests/functional/x86_64/test_vmgenid.py. Its logs
-# go where meson would put them, build/qemu/tests/functional/x86_64/.
+# --- 5. real peers: Debian's Linux guests through QEMU's functional tests
+# tests/functional/ARCH/test_vmgenid.py: 6.1 on x86_64 pc/q35/microvm with
+# SeaBIOS and OVMF; 6.1 and 6.12 on aarch64 virt with AAVMF (ACPI) and
+# 6.12 booted directly (devicetree). Their logs go where meson would put
+# them, build/qemu/tests/functional/ARCH/.
 functional_vmgenid() {
-    local tmp=$OBJ/tests/functional/tmp
+    local arch=$1 tmp=$OBJ/tests/functional/tmp guest=$BUILD/guest
     mkdir -p "$tmp"
     TMPDIR=$tmp QEMU_BUILD_ROOT=$OBJ \
     PYTHONPATH=$SRC/python:$SRC/tests/functional \
-    QEMU_TEST_QEMU_BINARY=$BUILD/qemu-system-x86_64 \
+    QEMU_TEST_QEMU_BINARY=$BUILD/qemu-system-$arch \
     QEMU_TEST_QEMU_IMG=$BUILD/qemu-img \
-    QEMU_TEST_VMGENID_KERNEL=$BUILD/guest/vmlinuz \
-    QEMU_TEST_VMGENID_INITRD=$BUILD/guest/initramfs.cpio.gz \
+    QEMU_TEST_VMGENID_KERNEL=$guest/vmlinuz \
+    QEMU_TEST_VMGENID_INITRD=$guest/initramfs.cpio.gz \
+    QEMU_TEST_VMGENID_ARM64_KERNEL_61=$guest/arm64/vmlinuz-6.1 \
+    QEMU_TEST_VMGENID_ARM64_KERNEL_612=$guest/arm64/vmlinuz-6.12 \
+    QEMU_TEST_VMGENID_ARM64_INITRD=$guest/arm64/initramfs.cpio.gz \
     QEMU_TEST_VMGENID_ACCEL=$ACCEL \
-        timeout 1200 /usr/bin/python3 "$SRC/tests/functional/x86_64/test_vmgenid.py"
+        timeout 1200 /usr/bin/python3 "$SRC/tests/functional/$arch/test_vmgenid.py"
 }
 suite_guest() {
     local tap_skip=fail   # a skipped guest test shows nothing: a failure
-    check "guest: kernel and initramfs (guest/build-initramfs.sh)" \
+    check "guest: kernels and initramfs (guest/build-initramfs.sh)" \
         bash "$ROOT/guest/build-initramfs.sh"
-    tap guest functional_vmgenid
+    tap guest functional_vmgenid x86_64
+    tap guest functional_vmgenid aarch64
 }
 
 # --- 6. real peers: libvirt 9.0 driving the device through <genid>

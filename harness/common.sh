@@ -27,6 +27,13 @@ fi
 
 die() { echo "error: $*" >&2; exit 1; }
 
+# The files we own, relative to the overlay, sorted; not the byte-code
+# caches Python leaves beside a test run from there.
+overlay_files() {
+    (cd "$OVERLAY" && find . -type f -not -path '*/__pycache__/*' |
+        sed 's|^\./||' | sort)
+}
+
 # phase NAME CMD...: run CMD and report how long it took.
 phase() {
     local name=$1 start=$SECONDS

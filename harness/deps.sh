@@ -19,7 +19,10 @@ PACKAGES=(
     python3 python3-venv python3-distlib python3-sphinx python3-sphinx-rtd-theme
     libglib2.0-dev zlib1g-dev libpixman-1-dev libfdt-dev libzstd-dev
     libaio-dev libslirp-dev
-    seabios ovmf ipxe-qemu acpica-tools busybox-static cpio xz-utils
+    seabios ovmf ipxe-qemu acpica-tools device-tree-compiler
+    busybox-static cpio xz-utils
+    # the arm64 test guest (guest/build-initramfs.sh) and its firmware
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-efi-aarch64
 )
 # From bookworm-backports: meson (QEMU needs 1.5), and pycotap, which
 # QEMU's functional tests (tests/functional/qemu_test) import.
@@ -72,6 +75,16 @@ debian_mirror() {
     echo "${uri:-http://deb.debian.org/debian}"
 }
 
+# guest/build-initramfs.sh takes the arm64 guest's kernels and busybox out
+# of arm64 packages (apt-get download, never installed), which apt lists
+# only once dpkg knows the architecture.
+add_arm64() {
+    if dpkg --print-foreign-architectures | grep -x arm64 >/dev/null; then
+        return 1
+    fi
+    dpkg --add-architecture arm64
+}
+
 write_sources() {
     local mirror
     mirror=$(debian_mirror)
@@ -113,7 +126,9 @@ fi
 [ "$(id -u)" = 0 ] || die "run as root: apt-get installs the dependencies"
 
 need=$(missing "${PACKAGES[@]}" "${BACKPORTS[@]}")
-if write_sources || [ -n "$need" ]; then
+arm64=no
+if add_arm64; then arm64=added; fi
+if write_sources || [ -n "$need" ] || [ $arm64 = added ]; then
     apt-get update -q >/dev/null || die "apt-get update failed (network or sources?)"
 fi
 if [ -n "$(missing "${PACKAGES[@]}")" ]; then

@@ -62,7 +62,7 @@ make_ours_commit() {
         tgit apply --cached "$PATCHES/$patch" ||
             die "qemu/patches/$patch does not apply"
     done < "$PATCHES/series"
-    (cd "$OVERLAY" && find . -type f | sed 's|^\./||' | sort) | while read -r file; do
+    overlay_files | while read -r file; do
         mode=100644
         [ -x "$OVERLAY/$file" ] && mode=100755
         blob=$(tgit hash-object -w "$OVERLAY/$file")
