@@ -6,19 +6,20 @@
 # WORK. A system libvirtd, if any, is neither used nor disturbed; outside
 # the namespace those paths are at most empty folders (mount points).
 #
-#   harness/libvirtd.sh start WORK EMULATOR   # fresh WORK, daemons running
-#   harness/libvirtd.sh stop WORK             # domains, then the daemons
+#   harness/libvirtd.sh start WORK EMULATOR...  # fresh WORK, daemons running
+#   harness/libvirtd.sh stop WORK                # domains, then the daemons
 #
 # virsh reaches the daemon with
 #   LIBVIRT_DEFAULT_URI="qemu:///system?socket=WORK/run/libvirt-sock"
-# and the domains' <emulator> is WORK/bin/qemu-system-x86_64, a wrapper
-# that runs EMULATOR.
+# and for each EMULATOR (e.g. build/qemu-system-x86_64) the domains'
+# <emulator> is WORK/bin/ with the same name (WORK/bin/qemu-system-x86_64),
+# a wrapper that runs it.
 set -euo pipefail
 export LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
 
 die() { echo "libvirtd.sh: $*" >&2; exit 1; }
 
-[ $# -ge 2 ] || die "usage: $0 start WORK EMULATOR | stop WORK"
+[ $# -ge 2 ] || die "usage: $0 start WORK EMULATOR... | stop WORK"
 ACTION=$1
 WORK=$(realpath -m "$2")
 # WORK is emptied on start: refuse anything that is not a folder of its own.
@@ -63,13 +64,15 @@ alive() {
     state=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $state != Z* ]]
 }
 
-# stop_pidfile FILE NAME: end the process FILE names if it is still NAME
-# (a pid file left by an earlier run may name a reused pid).
+# stop_pidfile FILE NAME: end the process FILE names if its name still
+# matches the pattern NAME (a pid file left by an earlier run may name a
+# reused pid).
 stop_pidfile() {
     local file=$1 name=$2 pid
     [ -s "$file" ] || return 0
     pid=$(cat "$file")
-    if [[ $pid =~ ^[0-9]+$ ]] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]; then
+    # shellcheck disable=SC2053 # NAME is a pattern
+    if [[ $pid =~ ^[0-9]+$ ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == $name ]]; then
         kill "$pid" 2>/dev/null || true
         for _ in $(seq 50); do
             alive "$pid" || break
@@ -83,7 +86,8 @@ stop_pidfile() {
 stop_all() {
     local f
     for f in "$WORK"/run/qemu/*.pid; do
-        [ -e "$f" ] && stop_pidfile "$f" qemu-system-x86
+        # The kernel keeps 15 characters of a name: qemu-system-aar.
+        [ -e "$f" ] && stop_pidfile "$f" 'qemu-system-*'
     done
     stop_pidfile "$WORK/libvirtd.pid" libvirtd
     stop_pidfile "$WORK/virtlogd.pid" virtlogd
@@ -115,12 +119,16 @@ namespaces = [ ]
 dynamic_ownership = 0
 remember_owner = 0
 EOF
-    # The domains' <emulator>, also first on the daemons' PATH so that
-    # libvirt's default x86_64 emulator is ours too. A new wrapper each
-    # time: libvirt keys its cache of what it probed from an emulator on
-    # the binary's path and ctime.
-    printf '#!/bin/sh\nexec %q "$@"\n' "$EMULATOR" > "$WORK/bin/qemu-system-x86_64"
-    chmod 755 "$WORK/bin/qemu-system-x86_64"
+    # The domains' <emulator>s, also first on the daemons' PATH so that
+    # libvirt's default emulator of each architecture is ours too (and
+    # libvirt knows an architecture only when it finds its emulator). A
+    # new wrapper each time: libvirt keys its cache of what it probed from
+    # an emulator on the binary's path and ctime.
+    local name
+    for name in "${!EMULATORS[@]}"; do
+        printf '#!/bin/sh\nexec %q "$@"\n' "${EMULATORS[$name]}" > "$WORK/bin/$name"
+        chmod 755 "$WORK/bin/$name"
+    done
 }
 
 start_daemons() {
@@ -143,9 +151,12 @@ start_daemons() {
 
 case $ACTION in
     start)
-        [ $# = 3 ] || die "usage: $0 start WORK EMULATOR"
-        EMULATOR=$(realpath "$3")
-        [ -x "$EMULATOR" ] || die "$3 is not an executable"
+        [ $# -ge 3 ] || die "usage: $0 start WORK EMULATOR..."
+        declare -A EMULATORS=()     # wrapper name -> the binary it runs
+        for e in "${@:3}"; do
+            [ -x "$e" ] || die "$e is not an executable"
+            EMULATORS[$(basename "$e")]=$(realpath "$e")
+        done
         [ "$(id -u)" = 0 ] || die "run as root"
         install_packages
         stop_all

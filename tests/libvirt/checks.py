@@ -1,6 +1,7 @@
 """The libvirt checks of the vmgenid device; run.sh starts the daemons
-and then runs this with the private libvirt folder and the emulator
-wrapper as arguments (virsh finds the daemon through LIBVIRT_DEFAULT_URI).
+and then runs this with the private libvirt folder and the x86_64 and
+aarch64 emulator wrappers as arguments (virsh finds the daemon through
+LIBVIRT_DEFAULT_URI).
 
 Every check prints one line, 'PASS: <what>' or 'FAIL: <what> (<why>)',
 and compares values read from libvirt, QEMU and the guest at run time.
@@ -24,11 +25,20 @@ from qemu.machine.console_socket import ConsoleSocket  # noqa: E402
 
 WORK = Path(sys.argv[1])
 EMULATOR = sys.argv[2]
+ARM_EMULATOR = sys.argv[3]
 DOMAINS = WORK / 'domains'
 QEMU_IMG = BUILD / 'qemu-img'
 BOOT_TIMEOUT = 240
 UUID_RE = re.compile(r'[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}')
 SOURCES = 'QEMU command line, dumpxml, QMP and guest'
+# The Arm guest: Debian's Linux 6.12, whose vmgenid driver also binds to
+# the devicetree node that virt has when QEMU loads the kernel itself.
+# Its console is the PL011; the driver claims the GUID's page, which a
+# strict /dev/mem then refuses to the guest tool: iomem=relaxed.
+ARM_GUEST = GUEST / 'arm64'
+ARM_APPEND = APPEND.replace('console=ttyS0', 'console=ttyAMA0') + \
+    ' iomem=relaxed'
+ARM_DRIVER = '/sys/bus/platform/drivers/vmgenid'
 
 
 class Mismatch(Exception):
@@ -62,6 +72,14 @@ class Domain:
     q35's SATA, SeaBIOS under TCG waits out a 32 s AHCI command timeout
     before it boots the kernel."""
 
+    arch, machine, emulator, memory = 'x86_64', 'q35', EMULATOR, 256
+    kernel, initrd = GUEST / 'vmlinuz', GUEST / 'initramfs.cpio.gz'
+    cmdline = APPEND
+    features = '<features><acpi/></features>'
+    cpu = ''
+    namespaces = ''         # attributes of <domain>
+    qemu_options = ''       # elements after <devices>
+
     def __init__(self, name, genid=None, disk=False):
         self.name = name
         self.genid = genid
@@ -79,26 +97,26 @@ class Domain:
       <source file='{self.disk}'/>
       <target dev='vda' bus='virtio'/>
     </disk>""" if self.disk else ''
-        return f"""<domain type='qemu'>
+        return f"""<domain type='qemu'{self.namespaces}>
   <name>{self.name}</name>
-  <memory unit='MiB'>256</memory>
+  <memory unit='MiB'>{self.memory}</memory>
   <vcpu>1</vcpu>
   {genid}
   <os>
-    <type arch='x86_64' machine='q35'>hvm</type>
-    <kernel>{GUEST / 'vmlinuz'}</kernel>
-    <initrd>{GUEST / 'initramfs.cpio.gz'}</initrd>
-    <cmdline>{APPEND}</cmdline>
+    <type arch='{self.arch}' machine='{self.machine}'>hvm</type>
+    <kernel>{self.kernel}</kernel>
+    <initrd>{self.initrd}</initrd>
+    <cmdline>{self.cmdline}</cmdline>
   </os>
-  <features><acpi/></features>
+  {self.features}{self.cpu}
   <devices>
-    <emulator>{EMULATOR}</emulator>{disk}
+    <emulator>{self.emulator}</emulator>{disk}
     <serial type='unix'>
       <source mode='bind' path='{self.serial}'/>
     </serial>
     <controller type='usb' model='none'/>
     <memballoon model='none'/>
-  </devices>
+  </devices>{self.qemu_options}
 </domain>
 """
 
@@ -152,7 +170,9 @@ class Domain:
             virsh('destroy', self.name)
 
     # The GUID as seen by each party.
-    def cmdline_guid(self):
+    def vmgenid_device(self):
+        """The properties of the running QEMU's -device vmgenid, and that
+        argument as libvirt wrote it; ({}, None) if it has none."""
         pid = int((WORK / 'run' / 'qemu' / f'{self.name}.pid').read_text())
         args = Path(f'/proc/{pid}/cmdline').read_bytes().decode().split('\0')
         for opt, val in zip(args, args[1:]):
@@ -165,8 +185,11 @@ class Domain:
                 props = dict(p.split('=', 1) for p in rest if '=' in p)
                 props['driver'] = driver
             if props.get('driver') == 'vmgenid':
-                return props.get('guid')
-        return None
+                return props, val
+        return {}, None
+
+    def cmdline_guid(self):
+        return self.vmgenid_device()[0].get('guid')
 
     def xml_guid(self):
         return ET.fromstring(virsh('dumpxml', self.name)).findtext('genid')
@@ -181,6 +204,34 @@ class Domain:
                 'dumpxml': self.xml_guid(),
                 'QMP': self.qmp_guid(),
                 'guest': self.guest('vmgenid-guest')}
+
+
+class ArmDomain(Domain):
+    """The same on aarch64: virt under TCG with a CPU that TCG offers,
+    Debian's Linux 6.12 booted directly, so that it finds the device in
+    the devicetree.
+
+    No <acpi/>: libvirt 9.0 accepts it on aarch64 only with UEFI firmware.
+    Without it, libvirt 9.0 passes -no-acpi, an option QEMU 9.0 removed
+    (for -machine acpi=off), so QEMU would refuse to start; libvirt 9.0
+    assumes that option on x86 and aarch64 instead of probing it.  Its
+    documented switch for capability bits turns that one off: then QEMU
+    runs with its default ACPI setting, unused by a kernel it loads
+    itself.  libvirt taints the domain (custom-hypervisor-feature)."""
+
+    arch, machine, emulator, memory = 'aarch64', 'virt', ARM_EMULATOR, 512
+    kernel = ARM_GUEST / 'vmlinuz-6.12'
+    initrd = ARM_GUEST / 'initramfs.cpio.gz'
+    cmdline = ARM_APPEND
+    features = ''
+    cpu = """<cpu mode='custom' match='exact'>
+    <model fallback='forbid'>cortex-a57</model>
+  </cpu>"""
+    namespaces = " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'"
+    qemu_options = """
+  <qemu:capabilities>
+    <qemu:del capability='no-acpi'/>
+  </qemu:capabilities>"""
 
 
 def agreed(values, expect=None):
@@ -199,14 +250,25 @@ def agreed(values, expect=None):
 
 # --- the checks: each returns what it found equal, or raises ---------------
 
-def check_domcaps():
-    caps = ET.fromstring(virsh('domcapabilities', '--emulatorbin', EMULATOR,
-                               '--virttype', 'qemu'))
+def check_domcaps(emulator, arch=None, machine=None):
+    opts = ['--virttype', 'qemu']
+    if arch:
+        opts += ['--arch', arch, '--machine', machine]
+    caps = ET.fromstring(virsh('domcapabilities', '--emulatorbin', emulator,
+                               *opts))
     genid = caps.find('features/genid')
     supported = None if genid is None else genid.get('supported')
     if supported != 'yes':
         raise Mismatch(f'<genid supported={supported!r}>, expected yes')
-    return "virsh domcapabilities --virttype qemu: <genid supported='yes'/>"
+    # libvirt names the machine type that the alias (virt) stands for,
+    # virt-10.2.
+    found = (caps.findtext('arch'), caps.findtext('machine') or '')
+    if arch and (found[0] != arch or
+                 found[1] != machine and
+                 not found[1].startswith(f'{machine}-')):
+        raise Mismatch(f'domcapabilities of {found}, not of {(arch, machine)}')
+    return (f"virsh domcapabilities {' '.join(opts)}: "
+            "<genid supported='yes'/>")
 
 
 def check_boot(dom, what, expect=None):
@@ -254,6 +316,24 @@ def check_snapshot(dom):
             f'agree on a new GUID {after} (was {before}); guest state reverted')
 
 
+def check_arm_boot(dom):
+    """The Arm domain: libvirt wrote -device vmgenid with a GUID, which
+    dumpxml, QMP and the guest (its driver bound to the devicetree node)
+    agree on."""
+    dom.start()
+    props, arg = dom.vmgenid_device()
+    if not props.get('guid'):
+        raise Mismatch(f'no -device vmgenid,guid=... on the QEMU command '
+                       f'line ({arg!r})')
+    guid = agreed(dom.guids())
+    bound = dom.guest(f'ls {ARM_DRIVER}').split()
+    if not any(d.endswith('.vmgenid') for d in bound):
+        raise Mismatch(f'the guest\'s vmgenid driver is not bound to the '
+                       f'devicetree node: ls {ARM_DRIVER}: {bound}')
+    return (f'<genid/> on aarch64 virt (devicetree): -device {arg}; '
+            f'{SOURCES} agree on {guid}')
+
+
 def check_restart(dom, expect):
     dom.destroy()
     dom.start()
@@ -284,7 +364,8 @@ def main():
             results.append(False)
         print(line, flush=True)
 
-    report('virsh domcapabilities reports genid supported', check_domcaps)
+    report('virsh domcapabilities reports genid supported', check_domcaps,
+           EMULATOR)
 
     auto = Domain('vg-auto', disk=True)
     report(f'<genid/>: {SOURCES} agree', check_boot, auto, '<genid/>')
@@ -301,6 +382,13 @@ def main():
     report(f'<genid>UUID</genid> destroy + start: {SOURCES} keep the UUID',
            check_restart, fixed, given)
     stop(fixed)
+
+    report("virsh domcapabilities for aarch64 virt reports genid supported",
+           check_domcaps, ARM_EMULATOR, 'aarch64', 'virt')
+    arm = ArmDomain('vg-arm')
+    report(f'<genid/> on aarch64 virt: {SOURCES} agree',
+           check_arm_boot, arm)
+    stop(arm)
 
     passed = results.count(True)
     print(f'{passed} passed, {len(results) - passed} failed')

@@ -1,5 +1,6 @@
 #!/bin/bash
-# End-to-end test of our vmgenid device under Debian 12's libvirt 9.0.
+# End-to-end test of our vmgenid device under Debian 12's libvirt 9.0, with
+# x86_64 (q35) and aarch64 (virt) domains.
 #
 # Starts private libvirt daemons (harness/libvirtd.sh) with all their state
 # under build/libvirt/, then runs checks.py against them. virsh reaches
@@ -12,7 +13,9 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/tests/libvirt
 WORK=$ROOT/build/libvirt
 QEMU=$ROOT/build/qemu-system-x86_64
+QEMU_ARM=$ROOT/build/qemu-system-aarch64
 WRAPPER=$WORK/bin/qemu-system-x86_64
+WRAPPER_ARM=$WORK/bin/qemu-system-aarch64
 PYTHON=/usr/bin/python3
 export LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
 export LIBVIRT_DEFAULT_URI="qemu:///system?socket=$WORK/run/libvirt-sock"
@@ -30,19 +33,22 @@ die() { echo "error: $*" >&2; exit 1; }
 
 # --- main ------------------------------------------------------------------
 [ "$(id -u)" = 0 ] || die "run as root"
-for f in "$QEMU" "$ROOT/build/qemu-img"; do
+for f in "$QEMU" "$QEMU_ARM" "$ROOT/build/qemu-img"; do
     [ -x "$f" ] || die "$f is missing: build QEMU first"
 done
-if [ ! -e "$ROOT/build/guest/vmlinuz" ] || [ ! -e "$ROOT/build/guest/initramfs.cpio.gz" ]; then
-    phase guest-build bash "$ROOT/guest/build-initramfs.sh"
-fi
+for f in vmlinuz initramfs.cpio.gz arm64/vmlinuz-6.12 arm64/initramfs.cpio.gz; do
+    if [ ! -e "$ROOT/build/guest/$f" ]; then
+        phase guest-build bash "$ROOT/guest/build-initramfs.sh"
+        break
+    fi
+done
 
 trap 'bash "$ROOT/harness/libvirtd.sh" stop "$WORK"
       echo "time: total $(elapsed "$T0") s"' EXIT
-phase daemons bash "$ROOT/harness/libvirtd.sh" start "$WORK" "$QEMU"
+phase daemons bash "$ROOT/harness/libvirtd.sh" start "$WORK" "$QEMU" "$QEMU_ARM"
 virsh version --daemon | sed -n 's/^Running against daemon: */libvirtd /p'
-echo "state in ${WORK#"$ROOT"/}, emulator ${WRAPPER#"$ROOT"/}"
+echo "state in ${WORK#"$ROOT"/}, emulators ${WRAPPER#"$ROOT"/} ${WRAPPER_ARM#"$ROOT"/}"
 
 rc=0
-"$PYTHON" -B "$HERE/checks.py" "$WORK" "$WRAPPER" || rc=$?
+"$PYTHON" -B "$HERE/checks.py" "$WORK" "$WRAPPER" "$WRAPPER_ARM" || rc=$?
 exit $rc
