@@ -1,0 +1,467 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# The part of the VM Generation ID functional tests that does not depend
+# on the target: driving a Linux guest with the vmgenid driver through
+# its serial console, and the QMP side of the device.
+#
+# The guest is a Linux kernel and an initramfs whose /init mounts sysfs
+# and tracefs, puts a kprobe on add_vmfork_randomness, prints GUEST-READY
+# and then runs a root shell on the serial console.  The initramfs holds
+# a tool, vmgenid-guest, that prints the GUID the way the firmware tables
+# describe it and with --watch waits for changes.  Each target's test
+# says how its guests boot, how they find the GUID and which interrupt
+# tells them of a change; this class does the rest.
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import time
+import uuid
+
+from qemu_test import LinuxKernelTest, get_qemu_img
+from qemu_test import exec_command_and_wait_for_pattern
+from qemu_test import wait_for_console_pattern
+
+
+# TCG unless QEMU_TEST_VMGENID_ACCEL names another accelerator (kvm).
+ACCEL = os.environ.get('QEMU_TEST_VMGENID_ACCEL', 'tcg')
+
+EVENT = 'VM_GENERATION_ID_CHANGED'
+NULL_GUID = str(uuid.UUID(int=0))
+TRACE = '/sys/kernel/tracing/trace'
+PANIC = 'Kernel panic - not syncing'
+
+# Seconds: a migration, the guest's reaction to a change, and how long
+# we watch for a reaction that must not come.
+MIGRATION_TIMEOUT = 120
+REACT = 20.0
+SETTLE = 2.0
+
+
+def norm(guid):
+    """The canonical text of a GUID."""
+    return str(uuid.UUID(guid))
+
+
+def new_guid():
+    return str(uuid.uuid4())
+
+
+def interrupt_count(name):
+    """A shell command printing how often the interrupt that
+    /proc/interrupts calls name has fired."""
+    return 'awk \'$NF == "' + name + '" { print $2 }\' /proc/interrupts'
+
+
+class Notices:
+    """The guest's record of changes: the count of the signal that tells
+    it of one, and of add_vmfork_randomness."""
+
+    def __init__(self, signal, count, vmfork):
+        self.signal = signal
+        self.count = count
+        self.vmfork = vmfork
+
+    def __str__(self):
+        return (f'{self.signal} {self.count}, '
+                f'add_vmfork_randomness {self.vmfork}')
+
+
+class VmGenIdBase(LinuxKernelTest):
+    """
+    What every target's vmgenid test does.  A subclass provides
+    signal(vm), driver(vm) and guid_address(vm), and sets console_timeout.
+    """
+
+    console_timeout = 120
+
+    # GUIDs drawn by every guid=auto boot so far, to see they all differ.
+    auto_guids = {}
+
+    def setUp(self):
+        super().setUp()
+        self.require_accelerator(ACCEL)
+        self.require_device('vmgenid')
+        self.names = {}
+        self.seq = 0
+
+    def require_files(self, *paths):
+        for path in paths:
+            self.assertTrue(os.path.isfile(path), f'{path} does not exist')
+
+    # ---------------------------------------------------------------- VMs
+
+    def guest_vm(self, name, guid, kernel, initrd, append, memory,
+                 pflash=None, extra=(), incoming=False):
+        """A guest VM, not launched; with pflash (the code and the
+        varstore template of UEFI firmware) it boots through them, with
+        a varstore of its own."""
+        vm = self.get_vm(name=name)
+        self.names[vm] = name
+        vm.set_console()
+        vm.add_args('-accel', ACCEL, '-m', memory, '-smp', '1',
+                    '-nodefaults',
+                    '-kernel', kernel, '-initrd', initrd,
+                    '-append', self.KERNEL_COMMON_COMMAND_LINE + append,
+                    '-device', f'vmgenid,id=vmgenid0,guid={guid}',
+                    *extra)
+        if pflash:
+            code, template = pflash
+            varstore = self.scratch_file(f'{name}-vars.fd')
+            shutil.copyfile(template, varstore)
+            vm.add_args('-drive', 'if=pflash,format=raw,unit=0,readonly=on,'
+                        f'file={code}',
+                        '-drive', 'if=pflash,format=raw,unit=1,'
+                        f'file={varstore}')
+        if incoming:
+            vm.add_args('-incoming', 'defer')
+        return vm
+
+    def launch(self, *vms):
+        """Launch the VMs together, then wait until each guest is up."""
+        for vm in vms:
+            vm.launch()
+            vm.console_socket.settimeout(self.console_timeout)
+        for vm in vms:
+            self.console_wait(vm, 'GUEST-READY')
+
+    def launch_incoming(self, vm):
+        """Launch a VM made with incoming=True; it waits for the state."""
+        vm.launch()
+        vm.console_socket.settimeout(self.console_timeout)
+        return vm
+
+    def snapshot_drive(self, name):
+        """-drive arguments for a small qcow2 that savevm can write."""
+        path = self.scratch_file(f'{name}.qcow2')
+        subprocess.run([get_qemu_img(self), 'create', '-q', '-f', 'qcow2',
+                        path, '16M'], check=True)
+        return ('-drive', f'if=none,id=snap,file={path},format=qcow2')
+
+    # ---------------------------------------------------------- the guest
+
+    def console_wait(self, vm, pattern, command=None):
+        name = self.names[vm]
+        try:
+            if command is None:
+                return wait_for_console_pattern(self, pattern, PANIC, vm=vm)
+            return exec_command_and_wait_for_pattern(self, command, pattern,
+                                                     PANIC, vm=vm)
+        except TimeoutError:
+            self.fail(f'{name}: no {pattern!r} on the console within '
+                      f'{self.console_timeout} s (command: {command!r})')
+        return None
+
+    def guest_run(self, vm, command):
+        """Run command in the guest's shell; return (status, output).
+
+        The output is framed by two markers that the terminal's echo of
+        the command line cannot match (an empty string splits them)."""
+        self.seq += 1
+        begin, end = f'@@begin-{self.seq}@@', f'@@end-{self.seq}@@'
+        line = (f'echo "{begin[:7]}""{begin[7:]}"; '
+                f'eval {shlex.quote(command)} 2>&1; '
+                f'echo "@@rc=$?{end[:5]}""{end[5:]}"')
+        out = self.console_wait(vm, end, line).decode(errors='replace')
+        found = re.search(re.escape(begin) + r'\r?\n(.*)@@rc=(\d+)' +
+                          re.escape(end), out, re.S)
+        self.assertIsNotNone(found, f'{self.names[vm]}: cannot find the '
+                             f'output of {command!r} in {out!r}')
+        return int(found.group(2)), found.group(1).replace('\r\n', '\n')
+
+    def guest_ok(self, vm, command):
+        status, out = self.guest_run(vm, command)
+        self.assertEqual(status, 0, f'{self.names[vm]}: {command!r} exited '
+                         f'with {status}: {out}')
+        return out
+
+    def guest_guid(self, vm):
+        """What vmgenid-guest reads in the guest."""
+        return norm(self.guest_ok(vm, 'vmgenid-guest').strip())
+
+    def notices(self, vm):
+        signal, count = self.signal(vm)
+        out = self.guest_ok(vm, f'echo "count=$({count}) '
+                            f'vmfork=$(grep -c vmfork: {TRACE})"')
+        found = re.search(r'count=\s*(\d+).*vmfork=(\d+)', out)
+        self.assertIsNotNone(found, f'{self.names[vm]}: cannot read the '
+                             f'count of {signal} and of the '
+                             f'add_vmfork_randomness kprobe: {out}')
+        return Notices(signal, int(found.group(1)), int(found.group(2)))
+
+    def assert_driver_bound(self, vm):
+        """The kernel's vmgenid driver is bound to the device."""
+        driver, device = self.driver(vm)
+        status, out = self.guest_run(vm, f'ls {driver}')
+        self.assertIn(device, out.split(),
+                      f'{self.names[vm]}: the kernel\'s vmgenid driver is '
+                      f'not bound to {device}: ls {driver} exited with '
+                      f'{status}: {out}')
+
+    def acpi_address(self, vm):
+        """The guest-physical address of the GUID: VGIA + 40, VGIA taken
+        from the VMGENID SSDT as the guest has it (a DWORD or a QWORD)."""
+        out = self.guest_ok(vm, 'for t in /sys/firmware/acpi/tables/SSDT*; '
+                            'do echo TABLE; od -An -tx1 -v "$t"; done')
+        for dump in out.split('TABLE')[1:]:
+            table = bytes.fromhex(''.join(dump.split()))
+            if table[:4] == b'SSDT' and table[16:23] == b'VMGENID':
+                i = table.find(b'\x08VGIA')
+                if i >= 0 and table[i + 5] in (0x0c, 0x0e):
+                    width = 4 if table[i + 5] == 0x0c else 8
+                    vgia = table[i + 6:i + 6 + width]
+                    return int.from_bytes(vgia, 'little') + 40
+        self.fail(f'{self.names[vm]}: no VGIA in the guest\'s SSDTs')
+        return None
+
+    # ---------------------------------------------------------- the host
+
+    def qmp_guid(self, vm):
+        return norm(vm.cmd('query-vm-generation-id')['guid'])
+
+    def hmp(self, vm, line):
+        return vm.cmd('human-monitor-command', command_line=line)
+
+    def memory_guid(self, vm, addr):
+        """The GUID in guest memory at addr, read through HMP xp."""
+        out = self.hmp(vm, f'xp /16xb {addr:#x}')
+        octets = []
+        for row in out.splitlines():
+            octets += re.findall(r'0x([0-9a-f]{2})\b', row.split(':', 1)[-1])
+        self.assertEqual(len(octets), 16, f'cannot parse xp output {out!r}')
+        return str(uuid.UUID(bytes_le=bytes.fromhex(''.join(octets))))
+
+    def status(self, vm):
+        return vm.cmd('query-status')['status']
+
+    def events(self, vm):
+        """Every VM_GENERATION_ID_CHANGED received so far; a command first,
+        so that all QEMU sent before it is in."""
+        vm.cmd('query-status')
+        return [e for e in vm.get_qmp_events() if e['event'] == EVENT]
+
+    def wait_qmp_event(self, vm, name, timeout):
+        try:
+            return vm.event_wait(name, timeout=float(timeout))
+        except TimeoutError:
+            return None
+
+    def wait_migration(self, *vms):
+        for vm in vms:
+            deadline = time.monotonic() + MIGRATION_TIMEOUT
+            while True:
+                info = vm.cmd('query-migrate')
+                state = info.get('status')
+                if state == 'completed':
+                    break
+                self.assertNotIn(state, ('failed', 'cancelled'),
+                                 f'{self.names[vm]}: migration {state}: '
+                                 f'{info.get("error-desc")}')
+                self.assertLess(time.monotonic(), deadline,
+                                f'{self.names[vm]}: migration still {state}')
+                time.sleep(0.1)
+
+    def save(self, vm, path):
+        """Stop vm and write its state to path (migrate to file:)."""
+        vm.cmd('stop')
+        vm.cmd('migrate', uri=f'file:{path}')
+        self.wait_migration(vm)
+
+    def restore(self, path, *vms, addr=None):
+        """Load the state in path into each of the -incoming defer vms.
+        The state was saved paused, so they stay paused until cont.  With
+        addr: check first that the GUID each QEMU reports is already in
+        guest memory at addr, and that no VM_GENERATION_ID_CHANGED came."""
+        for vm in vms:
+            vm.cmd('migrate-incoming', uri=f'file:{path}')
+        self.wait_migration(*vms)
+        for vm in vms:
+            name = self.names[vm]
+            self.assertEqual(self.status(vm), 'paused',
+                             f'{name} after the restore')
+            if addr is not None:
+                memory, qmp = self.memory_guid(vm, addr), self.qmp_guid(vm)
+                self.assertEqual(memory, qmp, f'{name} after the restore, '
+                                 f'before cont: guest memory at {addr:#x} '
+                                 f'{memory}, QMP {qmp}')
+                self.assertEqual(self.events(vm), [], f'{name}: {EVENT} '
+                                 f'before cont')
+            vm.cmd('cont')
+
+    # ---------------------------------------------------------- asserts
+
+    def assert_guid(self, vm, want, what):
+        """The guest reads want, and QMP reports it."""
+        guest, qmp = self.guest_guid(vm), self.qmp_guid(vm)
+        self.assertEqual((guest, qmp), (want, want),
+                         f'{what}: guest {guest}, QMP {qmp}, expected {want}')
+
+    def assert_new_guid(self, vm, old, what):
+        """The guest reads what QMP reports, none of the GUIDs in old and
+        not the null GUID; returns it."""
+        guest, qmp = self.guest_guid(vm), self.qmp_guid(vm)
+        self.assertEqual(guest, qmp, f'{what}: guest {guest}, QMP {qmp}')
+        self.assertNotIn(qmp, [NULL_GUID, *old],
+                         f'{what}: guest and QMP {qmp}, expected a new GUID, '
+                         f'not null nor one of {", ".join(old)}')
+        return qmp
+
+    def assert_notified(self, vm, before, guid, reason, what):
+        """The guest was told once: its signal rose, add_vmfork_randomness
+        ran, QEMU emitted VM_GENERATION_ID_CHANGED with guid and reason."""
+        event = self.wait_qmp_event(vm, EVENT, REACT)
+        deadline = time.monotonic() + REACT
+        while True:
+            after = self.notices(vm)
+            if ((after.count > before.count and after.vmfork > before.vmfork)
+                    or time.monotonic() > deadline):
+                break
+            time.sleep(0.3)
+        self.assertGreater(after.count, before.count,
+                           f'{what}: {after.signal} did not rise '
+                           f'({before} -> {after})')
+        self.assertGreater(after.vmfork, before.vmfork,
+                           f'{what}: add_vmfork_randomness did not run '
+                           f'({before} -> {after})')
+        self.assertIsNotNone(event, f'{what}: no {EVENT} within {REACT} s')
+        self.assertEqual(event['data'], {'guid': guid, 'reason': reason},
+                         f'{what}: {EVENT}')
+        more = self.events(vm)
+        self.assertEqual(more, [], f'{what}: more than one {EVENT}')
+
+    def assert_quiet(self, vm, before, what):
+        """For SETTLE seconds the guest hears nothing and QEMU emits no
+        VM_GENERATION_ID_CHANGED."""
+        time.sleep(SETTLE)
+        after = self.notices(vm)
+        self.assertEqual((after.count, after.vmfork),
+                         (before.count, before.vmfork),
+                         f'{what}: the guest was notified ({before} -> '
+                         f'{after})')
+        self.assertEqual(self.events(vm), [], f'{what}: unexpected {EVENT}')
+
+    def assert_auto_boot(self, vm, what):
+        """A guid=auto boot: the guest reads what QMP reports, a GUID no
+        other guid=auto boot of this test run drew."""
+        guid = self.assert_new_guid(vm, [], what)
+        self.assertNotIn(guid, self.auto_guids.values(),
+                         f'{what}: the same GUID as another guid=auto boot '
+                         f'({self.auto_guids})')
+        self.auto_guids[f'{self.id()} {self.names[vm]}'] = guid
+        return guid
+
+    # ---------------------------------------------------------- the checks
+
+    def check_set(self, vm, what, watch=False, again=True):
+        """
+        set-vm-generation-id on a running guest notifies it at once
+        (reason set).  With watch, vmgenid-guest --watch, waiting on the
+        kprobe, shows the new GUID.  With again, setting the same value
+        once more does nothing.  Returns the GUID set.
+        """
+        if watch:
+            self.guest_ok(vm, 'vmgenid-guest --watch > /tmp/watch.log '
+                          '2> /tmp/watch.err & echo $! > /tmp/watch.pid')
+            self.guest_ok(vm, 'for i in $(seq 50); do '
+                          '[ -s /tmp/watch.log ] && break; sleep 0.2; done')
+            err = self.guest_ok(vm, 'cat /tmp/watch.err')
+            self.assertIn('waiting for add_vmfork_randomness (kprobe', err,
+                          f'{what}: vmgenid-guest --watch does not wait on '
+                          f'the kprobe')
+        before = self.notices(vm)
+        self.events(vm)
+        guid = new_guid()
+        vm.cmd('set-vm-generation-id', guid=guid)
+        self.assertEqual(self.qmp_guid(vm), guid,
+                         f'{what}: QMP right after set-vm-generation-id')
+        self.assert_notified(vm, before, guid, 'set',
+                             f'{what}: set-vm-generation-id while running')
+        self.assert_guid(vm, guid, f'{what}: set-vm-generation-id while '
+                         'running')
+        if watch:
+            for _ in range(30):
+                watched = self.guest_ok(vm, 'cat /tmp/watch.log')
+                if any(line.split()[-1:] == [guid]
+                       for line in watched.splitlines()):
+                    break
+                time.sleep(0.3)
+            else:
+                self.fail(f'{what}: vmgenid-guest --watch did not print '
+                          f'{guid}: {watched}')
+            self.guest_ok(vm, 'kill $(cat /tmp/watch.pid)')
+        if again:
+            before = self.notices(vm)
+            vm.cmd('set-vm-generation-id', guid=guid)
+            self.assert_guid(vm, guid, f'{what}: set-vm-generation-id to '
+                             'the same GUID')
+            self.assert_quiet(vm, before, f'{what}: set-vm-generation-id '
+                              'to the same GUID')
+        return guid
+
+    def check_loadvm(self, vm, auto, fixed):
+        """savevm and loadvm in the same QEMU: the fixed GUID stays and
+        that guest hears nothing; guid=auto draws a new GUID and notifies
+        that guest (reason snapshot-load).  Returns the new GUID."""
+        old = self.qmp_guid(auto)
+        for guest in (vm, auto):
+            self.assertEqual(self.hmp(guest, 'savevm s1'), '')
+        before = self.notices(vm), self.notices(auto)
+        for guest in (vm, auto):
+            self.events(guest)
+            self.assertEqual(self.hmp(guest, 'loadvm s1'), '')
+            self.assertEqual(self.status(guest), 'running')
+        self.assert_guid(vm, fixed, 'loadvm with guid=UUID')
+        self.assert_quiet(vm, before[0], 'loadvm with guid=UUID')
+        guid = self.assert_new_guid(auto, [old], 'loadvm with guid=auto')
+        self.assert_notified(auto, before[1], guid, 'snapshot-load',
+                             'loadvm with guid=auto')
+        return guid
+
+    def check_restores(self, vm, auto, saved, incoming):
+        """
+        vm (a fixed GUID): restored into a QEMU with another GUID the
+        guest reads it and is notified; restored again into one with that
+        same GUID it is not.  auto (guid=auto, running with saved): one
+        saved state restored into two guid=auto QEMUs gives each its own
+        new GUID, and notifies each.  incoming(name, guid, like) starts a
+        QEMU that waits for the state of the VM like.
+        """
+        fixed2 = new_guid()
+        addr = self.guid_address(vm)
+        before = self.notices(vm)
+        state = self.scratch_file('fixed.state')
+        self.save(vm, state)
+        vm.shutdown()
+        new = incoming('new', fixed2, vm)
+        self.restore(state, new, addr=addr)
+        self.assert_guid(new, fixed2, 'restore into another guid=UUID')
+        self.assert_notified(new, before, fixed2, 'migration',
+                             'restore into another guid=UUID')
+
+        before = self.notices(new)
+        self.save(new, state)
+        new.shutdown()
+        same = incoming('same', fixed2, new)
+        self.restore(state, same, addr=addr)
+        self.assert_guid(same, fixed2, 'restore into the same guid=UUID')
+        self.assert_quiet(same, before, 'restore into the same guid=UUID')
+        same.shutdown()
+
+        addr = self.guid_address(auto)
+        before = self.notices(auto)
+        state = self.scratch_file('auto.state')
+        self.save(auto, state)
+        auto.shutdown()
+        first = incoming('auto1', 'auto', auto)
+        second = incoming('auto2', 'auto', auto)
+        self.restore(state, first, second, addr=addr)
+        guid1 = self.assert_new_guid(first, [saved],
+                                     'first guid=auto restore')
+        guid2 = self.assert_new_guid(second, [saved, guid1],
+                                     'second guid=auto restore')
+        self.assert_notified(first, before, guid1, 'migration',
+                             'first guid=auto restore')
+        self.assert_notified(second, before, guid2, 'migration',
+                             'second guid=auto restore')
