@@ -65,6 +65,10 @@ static const Machine arm_machines[] = {
 #define VIRT_SPI          112         /* the platform bus' first SPI */
 #define VIRT_INTID        (VIRT_SPI + 32)
 
+/* Debian's AAVMF, unless VMGENID_TEST_AAVMF_CODE and _VARS say otherwise. */
+#define AAVMF_CODE        "/usr/share/AAVMF/AAVMF_CODE.fd"
+#define AAVMF_VARS        "/usr/share/AAVMF/AAVMF_VARS.fd"
+
 /* The disk SeaBIOS boots from; a qcow2 copy for savevm across processes. */
 static char disk[] = "tests/vmgenid-test-disk-XXXXXX";
 
@@ -1360,25 +1364,47 @@ static void test_s3(const void *opaque)
     qtest_quit(qts);
 }
 
+/* A firmware file: the one the environment variable env names, else path. */
+static const char *firmware_file(const char *env, const char *path)
+{
+    const char *file = g_getenv(env) ?: path;
+
+    g_assert_true(g_file_test(file, G_FILE_TEST_EXISTS));
+    return file;
+}
+
+/*
+ * Start a machine (its arguments) that boots QEMU's UEFI ACPI test image
+ * for arch through UEFI firmware: code read-only, a throwaway copy of the
+ * varstore template vars.
+ */
+static QTestState *uefi_start(const char *machine, const char *arch,
+                              const char *code, const char *vars)
+{
+    g_autofree char *name = g_strdup_printf("bios-tables-test.%s.iso.qcow2",
+                                            arch);
+    g_autofree char *image = g_test_build_filename(G_TEST_DIST, "..", "data",
+                                                   "uefi-boot-images", name,
+                                                   NULL);
+
+    return qtest_initf("%s -accel tcg -nodefaults -net none"
+                       " -drive if=pflash,format=raw,file=%s,readonly=on"
+                       " -drive if=pflash,format=raw,file=%s,snapshot=on"
+                       " -cdrom %s -device vmgenid,guid=" GUID1,
+                       machine, code, vars, image);
+}
+
 /* One UEFI boot: q35 with Debian's OVMF and QEMU's UEFI ACPI test image. */
 static void test_uefi(const void *opaque)
 {
-    const char *code = g_getenv("VMGENID_TEST_OVMF_CODE") ?:
-                       "/usr/share/OVMF/OVMF_CODE_4M.fd";
-    const char *vars = g_getenv("VMGENID_TEST_OVMF_VARS") ?:
-                       "/usr/share/OVMF/OVMF_VARS_4M.fd";
-    g_autofree char *image = g_test_build_filename(G_TEST_DIST, "..", "data",
-        "uefi-boot-images", "bios-tables-test.x86_64.iso.qcow2", NULL);
     QTestState *qts;
     uint64_t rsdp;
 
-    g_assert_true(g_file_test(code, G_FILE_TEST_EXISTS));
-    g_assert_true(g_file_test(vars, G_FILE_TEST_EXISTS));
-    qts = qtest_initf("-machine q35 -accel tcg -nodefaults -net none -m 128M"
-                      " -drive if=pflash,format=raw,file=%s,readonly=on"
-                      " -drive if=pflash,format=raw,file=%s,snapshot=on"
-                      " -cdrom %s -device vmgenid,guid=" GUID1,
-                      code, vars, image);
+    qts = uefi_start("-machine q35 -m 128M", "x86_64",
+                     firmware_file("VMGENID_TEST_OVMF_CODE",
+                                   "/usr/share/OVMF/OVMF_CODE_4M.fd"),
+                     firmware_file("VMGENID_TEST_OVMF_VARS",
+                                   "/usr/share/OVMF/OVMF_VARS_4M.fd"));
     rsdp = acpi_find_rsdp_address_uefi(qts, 0, RAM_SIZE);
     assert_guest_guid(qts, guid_addr(qts, rsdp), GUID1);
     qtest_quit(qts);
@@ -1831,23 +1857,12 @@ static void test_virt_acpi_off(const void *opaque)
  */
 static void test_virt_uefi(const void *opaque)
 {
-    const char *code = g_getenv("VMGENID_TEST_AAVMF_CODE") ?:
-                       "/usr/share/AAVMF/AAVMF_CODE.fd";
-    const char *vars = g_getenv("VMGENID_TEST_AAVMF_VARS") ?:
-                       "/usr/share/AAVMF/AAVMF_VARS.fd";
-    g_autofree char *image = g_test_build_filename(G_TEST_DIST, "..", "data",
-        "uefi-boot-images", "bios-tables-test.aarch64.iso.qcow2", NULL);
     QTestState *qts;
     uint64_t rsdp;
 
-    g_assert_true(g_file_test(code, G_FILE_TEST_EXISTS));
-    g_assert_true(g_file_test(vars, G_FILE_TEST_EXISTS));
-    qts = qtest_initf("-machine virt -accel tcg -cpu cortex-a57"
-                      " -nodefaults -net none -m 256M"
-                      " -drive if=pflash,format=raw,file=%s,readonly=on"
-                      " -drive if=pflash,format=raw,file=%s,snapshot=on"
-                      " -cdrom %s -device vmgenid,guid=" GUID1,
-                      code, vars, image);
+    qts = uefi_start("-machine virt -cpu cortex-a57 -m 256M", "aarch64",
+                     firmware_file("VMGENID_TEST_AAVMF_CODE", AAVMF_CODE),
+                     firmware_file("VMGENID_TEST_AAVMF_VARS", AAVMF_VARS));
     rsdp = acpi_find_rsdp_address_uefi(qts, 0x40000000, 256 * 1024 * 1024);
     assert_guest_guid(qts, guid_addr_in(qts, rsdp, 0x40000000,
                                         256 * 1024 * 1024), GUID1);
@@ -1895,8 +1910,8 @@ static void test_virt_hostile(const void *opaque)
     qts = qtest_initf("-machine virt -cpu cortex-a57 -nodefaults -m 128M"
                       " -drive if=pflash,format=raw,readonly=on,file=%s"
                       " -d guest_errors -D %s -device vmgenid,guid=" GUID1,
-                      g_getenv("VMGENID_TEST_AAVMF_CODE") ?:
-                      "/usr/share/AAVMF/AAVMF_CODE.fd", log);
+                      firmware_file("VMGENID_TEST_AAVMF_CODE", AAVMF_CODE),
+                      log);
     window_fill(qts, &windows[0], VIRT_RAM, 0x2000);
     window_fill(qts, &windows[1], ram_end - 0x2000, 0x2000);
     for (i = 0; i < ARRAY_SIZE(cases); i++) {
