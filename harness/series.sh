@@ -59,7 +59,6 @@ msg_text() { sed '/^---$/,$d' "$1"; }
 # The files of kind $2 (overlay or patch) a description lists, in order.
 msg_files() { sed '1,/^---$/d' "$1" | awk -v kind="$2" '$1 == kind { print $2 }'; }
 
-
 series_patches() { sed '/^[[:space:]]*$/d;/^#/d' "$PATCHES/series"; }
 
 patch_files() {

@@ -46,7 +46,8 @@ void vmgenid_add_acpi_table(GArray *table_offsets, GArray *table_data,
     VmGenIdState *s = vmgenid_find();
     uint32_t vgia_offset;
 
-    if (!s || !s->acpi) {
+    /* Without the firmware's page the guest finds no GUID through ACPI. */
+    if (!s || !s->page) {
         return;
     }
     acpi_add_table(table_offsets, table_data);
@@ -636,7 +637,6 @@ static void vmgenid_init_acpi(VmGenIdState *s)
     fw_cfg_add_file_callback(fw_cfg, VMGENID_ADDR_FW_CFG_FILE, NULL,
                              vmgenid_addr_written, s, s->addr_file,
                              sizeof(s->addr_file), false);
-    s->acpi = true;
 }
 
 static void vmgenid_realize(DeviceState *dev, Error **errp)

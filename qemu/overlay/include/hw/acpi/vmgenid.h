@@ -54,8 +54,7 @@ struct VmGenIdState {
     bool asleep;            /* suspended to RAM: hold notifications */
 
     /* ACPI: a page the firmware places, notified through the ACPI device */
-    bool acpi;
-    GArray *page;           /* contents of VMGENID_GUID_FW_CFG_FILE */
+    GArray *page;           /* VMGENID_GUID_FW_CFG_FILE; NULL: no ACPI */
     uint8_t addr_file[8];   /* VMGENID_ADDR_FW_CFG_FILE as the guest wrote it */
     uint8_t addr_le[8];     /* the GUID address in use (migrated); 0: none */
 
