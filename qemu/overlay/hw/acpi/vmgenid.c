@@ -23,6 +23,7 @@
 #include "hw/irq.h"
 #include "hw/nvram/fw_cfg.h"
 #include "hw/platform-bus.h"
+#include "migration/misc.h"
 #include "migration/vmstate.h"
 #include "system/address-spaces.h"
 #include "system/runstate.h"
@@ -133,7 +134,7 @@ static QemuUUID vmgenid_guest_order(const QemuUUID *guid)
 /* Where the GUID is in guest memory; 0 until the firmware has told us. */
 static uint64_t vmgenid_guid_addr(VmGenIdState *s)
 {
-    return ldq_le_p(s->addr_le);
+    return ldq_le_p(s->vmgenid_addr_le);
 }
 
 /* Whether @mr is (part of) the machine's main RAM. */
@@ -177,9 +178,10 @@ static bool vmgenid_in_smram(uint64_t addr, uint64_t len)
 /*
  * The address comes from the guest, which may write anything there. Say
  * why the GUID cannot go there, or return NULL if all of its 16 bytes lie
- * in one piece of the machine's ordinary, writable RAM.
+ * in one piece of the machine's ordinary, writable RAM; then *@block, if
+ * given, is the RAM block that holds them.
  */
-static const char *vmgenid_addr_problem(uint64_t addr)
+static const char *vmgenid_addr_problem(uint64_t addr, RAMBlock **block)
 {
     const uint64_t len = sizeof(QemuUUID);
     MemoryRegionSection sec;
@@ -210,6 +212,8 @@ static const char *vmgenid_addr_problem(uint64_t addr)
                !ram_discard_manager_is_populated(
                    memory_region_get_ram_discard_manager(sec.mr), &sec)) {
         why = "is in memory that is not plugged";
+    } else if (block) {
+        *block = sec.mr->ram_block;
     }
     memory_region_unref(sec.mr);
     return why;
@@ -218,7 +222,7 @@ static const char *vmgenid_addr_problem(uint64_t addr)
 /* Check an address the guest reported; log and trace a refusal. */
 static bool vmgenid_addr_ok(uint64_t addr)
 {
-    const char *why = vmgenid_addr_problem(addr);
+    const char *why = vmgenid_addr_problem(addr, NULL);
 
     if (why) {
         trace_vmgenid_addr_refused(addr, why);
@@ -229,10 +233,13 @@ static bool vmgenid_addr_ok(uint64_t addr)
     return !why;
 }
 
-/* Keep the fw_cfg copy current for the firmware's next load of the page. */
-static void vmgenid_update_page(VmGenIdState *s)
+/*
+ * The fw_cfg copy of the page, which the firmware loads after a reset:
+ * like guest memory, it holds the GUID the guest was told of.
+ */
+static void vmgenid_update_blob(VmGenIdState *s)
 {
-    QemuUUID le = vmgenid_guest_order(&s->guid);
+    QemuUUID le = vmgenid_guest_order(&s->told);
 
     if (s->page) {
         memcpy(s->page->data + VMGENID_GUID_OFFSET, &le, sizeof(le));
@@ -240,20 +247,20 @@ static void vmgenid_update_page(VmGenIdState *s)
 }
 
 /*
- * Write the GUID where the firmware put it. Return whether the guest's
- * memory now holds it: false before the firmware placed the page, or if
- * the place is not (or no longer) usable.
+ * Write @guid where the firmware put the page. Return whether it landed:
+ * false before the firmware placed the page, or if the place is not (or no
+ * longer) usable.
  */
-static bool vmgenid_write_page(VmGenIdState *s)
+static bool vmgenid_write_page(VmGenIdState *s, const QemuUUID *guid)
 {
     uint64_t addr = vmgenid_guid_addr(s);
-    QemuUUID le = vmgenid_guest_order(&s->guid);
+    QemuUUID le = vmgenid_guest_order(guid);
 
     if (!addr || !vmgenid_addr_ok(addr)) {
         return false;
     }
     if (trace_event_get_state_backends(TRACE_VMGENID_GUID_WRITE)) {
-        g_autofree char *text = qemu_uuid_unparse_strdup(&s->guid);
+        g_autofree char *text = qemu_uuid_unparse_strdup(guid);
 
         trace_vmgenid_guid_write(addr, text);
     }
@@ -263,9 +270,9 @@ static bool vmgenid_write_page(VmGenIdState *s)
 }
 
 /* QEMU's own page: nobody but QEMU writes it, so it always lands. */
-static bool vmgenid_write_dt(VmGenIdState *s)
+static bool vmgenid_write_dt(VmGenIdState *s, const QemuUUID *guid)
 {
-    QemuUUID le = vmgenid_guest_order(&s->guid);
+    QemuUUID le = vmgenid_guest_order(guid);
 
     if (!s->dt) {
         return false;
@@ -276,15 +283,17 @@ static bool vmgenid_write_dt(VmGenIdState *s)
 }
 
 /*
- * The GUID that a loaded state left in guest memory: the one the guest
- * ran with when it was saved. Only compared with ours, never reported.
+ * The GUID that a loaded state left in guest memory: what the saved guest
+ * was told of last. Only compared with ours, never reported. *@block is
+ * the RAM block it came from.
  */
-static bool vmgenid_read_guest(VmGenIdState *s, QemuUUID *guid)
+static bool vmgenid_read_guest(VmGenIdState *s, QemuUUID *guid,
+                               RAMBlock **block)
 {
     uint64_t addr = vmgenid_guid_addr(s);
     QemuUUID le;
 
-    if (addr && !vmgenid_addr_problem(addr)) {
+    if (addr && !vmgenid_addr_problem(addr, block)) {
         if (address_space_read(&address_space_memory, addr,
                                MEMTXATTRS_UNSPECIFIED,
                                &le, sizeof(le)) != MEMTX_OK) {
@@ -292,6 +301,7 @@ static bool vmgenid_read_guest(VmGenIdState *s, QemuUUID *guid)
         }
     } else if (s->dt) {
         memcpy(&le, memory_region_get_ram_ptr(&s->dt_page), sizeof(le));
+        *block = s->dt_page.ram_block;
     } else {
         return false;
     }
@@ -299,60 +309,50 @@ static bool vmgenid_read_guest(VmGenIdState *s, QemuUUID *guid)
     return true;
 }
 
-/* Write the GUID to every place the guest may read it from. */
-static void vmgenid_write_guest(VmGenIdState *s)
-{
-    vmgenid_write_page(s);
-    vmgenid_write_dt(s);
-}
-
 /*
- * Through ACPI, the machine's ACPI device raises the event that makes the
- * guest notify \_SB.VGEN: GPE 5, or a Generic Event Device's event. With
- * a devicetree, the interrupt of the "microsoft,vmgenid" node.
+ * Tell the guest of the current GUID: write it where the guest reads it,
+ * then raise the notification of each place it landed in. Through ACPI
+ * the machine's ACPI device raises the event that makes the guest notify
+ * \_SB.VGEN (GPE 5, or a Generic Event Device's event); with a devicetree,
+ * the "microsoft,vmgenid" node's interrupt. Management hears of it too.
  */
-static void vmgenid_notify_guest(VmGenIdState *s)
+static void vmgenid_tell(VmGenIdState *s)
 {
-    if (vmgenid_write_page(s)) {
+    g_autofree char *text = qemu_uuid_unparse_strdup(&s->guid);
+
+    s->told = s->guid;
+    s->told_known = true;
+    vmgenid_update_blob(s);
+    if (vmgenid_write_page(s, &s->told)) {
         trace_vmgenid_notify("ACPI");
         acpi_send_event(DEVICE(vmgenid_acpi_device()),
                         ACPI_VMGENID_CHANGE_STATUS);
     }
-    if (vmgenid_write_dt(s)) {
+    if (vmgenid_write_dt(s, &s->told)) {
         trace_vmgenid_notify("interrupt");
         qemu_irq_pulse(s->irq);
     }
-}
-
-/*
- * The guest runs (or is about to): if its generation ID is not the one it
- * last ran with, tell it, and tell management. The guest is notified only
- * if the new value really is in its memory.
- */
-static void vmgenid_deliver(VmGenIdState *s)
-{
-    g_autofree char *text = NULL;
-
-    if (s->guest_guid_known && qemu_uuid_is_equal(&s->guid, &s->guest_guid)) {
-        return;
-    }
-    vmgenid_notify_guest(s);
-    s->guest_guid = s->guid;
-    s->guest_guid_known = true;
-    text = qemu_uuid_unparse_strdup(&s->guid);
     qapi_event_send_vm_generation_id_changed(text, s->reason);
 }
 
-/* Whether the guest runs, so that it can be told of a change now. */
-static bool vmgenid_guest_awake(VmGenIdState *s)
+/*
+ * The one place that decides: when the guest runs (vCPUs running, not
+ * asleep) with a GUID other than the one it was last told of, tell it.
+ * Everything else only records; so guest memory only ever holds a GUID
+ * the guest has been told of.
+ */
+static void vmgenid_update(VmGenIdState *s)
 {
-    return runstate_check(RUN_STATE_RUNNING) && !s->asleep;
+    if (!runstate_check(RUN_STATE_RUNNING) || s->asleep) {
+        return;
+    }
+    if (s->told_known && qemu_uuid_is_equal(&s->guid, &s->told)) {
+        return;
+    }
+    vmgenid_tell(s);
 }
 
-/*
- * Make @guid the generation ID. The guest's memory holds it at once; the
- * guest hears of it now if it runs, else when it next runs.
- */
+/* Make @guid the generation ID; the guest hears of it when it runs. */
 static void vmgenid_set(VmGenIdState *s, const QemuUUID *guid,
                         VmGenerationIdReason reason)
 {
@@ -361,21 +361,14 @@ static void vmgenid_set(VmGenIdState *s, const QemuUUID *guid,
     trace_vmgenid_set(text, VmGenerationIdReason_str(reason));
     s->guid = *guid;
     s->reason = reason;
-    vmgenid_update_page(s);
-    if (vmgenid_guest_awake(s)) {
-        vmgenid_deliver(s);
-    } else {
-        vmgenid_write_guest(s);
-    }
+    vmgenid_update(s);
 }
 
 static void vmgenid_vm_state_change(void *opaque, bool running,
                                     RunState state)
 {
-    VmGenIdState *s = opaque;
-
-    if (running && vmgenid_guest_awake(s)) {
-        vmgenid_deliver(s);
+    if (running) {
+        vmgenid_update(opaque);
     }
 }
 
@@ -395,9 +388,7 @@ static void vmgenid_woken(Notifier *n, void *data)
     VmGenIdState *s = container_of(n, VmGenIdState, wakeup_notifier);
 
     s->asleep = false;
-    if (vmgenid_guest_awake(s)) {
-        vmgenid_deliver(s);
-    }
+    vmgenid_update(s);
 }
 
 /*
@@ -411,7 +402,7 @@ static void vmgenid_addr_written(void *opaque, off_t start, size_t len)
     uint64_t addr = ldq_le_p(s->addr_file);
 
     trace_vmgenid_addr_written(addr, len, start);
-    memset(s->addr_le, 0, sizeof(s->addr_le));
+    memset(s->vmgenid_addr_le, 0, sizeof(s->vmgenid_addr_le));
     if (start != 0 || len != sizeof(s->addr_file)) {
         qemu_log_mask(LOG_GUEST_ERROR,
                       "%s: partial write of %s (%zu bytes at offset %lld);"
@@ -420,35 +411,54 @@ static void vmgenid_addr_written(void *opaque, off_t start, size_t len)
         return;
     }
     if (addr && vmgenid_addr_ok(addr)) {
-        stq_le_p(s->addr_le, addr);
-        /* No notification: no OS runs yet to care about a change. */
-        vmgenid_write_page(s);
+        stq_le_p(s->vmgenid_addr_le, addr);
+        /*
+         * No notification: the firmware runs, no OS yet. Unless a loaded
+         * state left QEMU not knowing what the guest was told of; then the
+         * guest is told when it runs, and the page filled then.
+         */
+        if (s->told_known) {
+            vmgenid_write_page(s, &s->told);
+        }
     }
 }
 
 /*
- * A state was loaded: guest memory is the saved guest's, with the GUID it
- * had then. Note that GUID, and write ours over it. QEMU cannot tell a
- * live migration from one more restore of a saved stream, so "auto" draws
- * a new GUID for every copy; continuity across a live migration is
- * management's to ask for, by giving the destination the source's GUID.
- * The guest hears of the change when it next runs, which a failed
- * incoming migration never does.
+ * A state was loaded: guest memory is the saved guest's, and holds what
+ * that guest was told of last. QEMU cannot tell a live migration from one
+ * more restore of a saved stream, so "auto" draws a new GUID for every
+ * copy; continuity across a live migration is management's to ask for, by
+ * giving the destination the source's GUID. Only when the GUID's memory
+ * was not copied but is shared with the source (x-ignore-shared, CPR) is
+ * this the same VM going on, never a second copy: then "auto" keeps the
+ * GUID. Nothing is written now: the guest is told when it runs, which a
+ * failed incoming migration never does, and a source that resumes after
+ * one finds its memory as it left it.
  */
 static int vmgenid_post_load(void *opaque, int version_id)
 {
     VmGenIdState *s = opaque;
     uint64_t addr = vmgenid_guid_addr(s);
+    RAMBlock *block = NULL;
     QemuUUID guid = s->guid;
+    bool shared;
 
     if (addr && !vmgenid_addr_ok(addr)) {
-        memset(s->addr_le, 0, sizeof(s->addr_le));
+        memset(s->vmgenid_addr_le, 0, sizeof(s->vmgenid_addr_le));
     }
-    memcpy(s->addr_file, s->addr_le, sizeof(s->addr_file));
-    s->guest_guid_known = vmgenid_read_guest(s, &s->guest_guid);
+    memcpy(s->addr_file, s->vmgenid_addr_le, sizeof(s->addr_file));
+    s->asleep = false;
+    s->told_known = vmgenid_read_guest(s, &s->told, &block);
+    shared = s->told_known && block && migrate_ram_is_ignored(block);
+    trace_vmgenid_post_load(s->told_known, shared);
     if (s->guid_auto) {
-        qemu_uuid_generate(&guid);
+        if (shared) {
+            guid = s->told;
+        } else {
+            qemu_uuid_generate(&guid);
+        }
     }
+    vmgenid_update_blob(s);
     vmgenid_set(s, &guid,
                 runstate_check(RUN_STATE_INMIGRATE)
                 ? VM_GENERATION_ID_REASON_MIGRATION
@@ -456,30 +466,40 @@ static int vmgenid_post_load(void *opaque, int version_id)
     return 0;
 }
 
-/* Byte for byte the section every QEMU since 2.9 uses. */
+/*
+ * Byte for byte the section every QEMU since 2.9 uses, with the field
+ * named as there, so that tools describing the stream see no difference.
+ */
 static const VMStateDescription vmstate_vmgenid = {
     .name = TYPE_VMGENID,
     .version_id = 1,
     .minimum_version_id = 1,
     .post_load = vmgenid_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_UINT8_ARRAY(addr_le, VmGenIdState, sizeof(uint64_t)),
+        VMSTATE_UINT8_ARRAY(vmgenid_addr_le, VmGenIdState, sizeof(uint64_t)),
         VMSTATE_END_OF_LIST()
     },
 };
 
 /*
- * A reset runs the firmware again, which allocates the page anew; waking
- * from S3 does not, so the page stays where it is then.
+ * Every reset but the wakeup from S3 runs the firmware again, which
+ * allocates the page anew: until it reports it, nothing is written. The
+ * guest boots afresh, awake, reading the current GUID: nothing is pending.
  */
 static void vmgenid_reset_hold(Object *obj, ResetType type)
 {
     VmGenIdState *s = VMGENID(obj);
 
-    if (type != RESET_TYPE_WAKEUP) {
-        memset(s->addr_le, 0, sizeof(s->addr_le));
-        memset(s->addr_file, 0, sizeof(s->addr_file));
+    if (type == RESET_TYPE_WAKEUP) {
+        return;
     }
+    memset(s->vmgenid_addr_le, 0, sizeof(s->vmgenid_addr_le));
+    memset(s->addr_file, 0, sizeof(s->addr_file));
+    s->asleep = false;
+    s->told = s->guid;
+    s->told_known = true;
+    vmgenid_update_blob(s);
+    vmgenid_write_dt(s, &s->told);
 }
 
 /* At most VMGENID_QUOTE_MAX printable characters of @str, for messages. */
@@ -631,7 +651,7 @@ static void vmgenid_init_acpi(VmGenIdState *s)
 
     s->page = g_array_sized_new(false, true, 1, VMGENID_FW_CFG_SIZE);
     g_array_set_size(s->page, VMGENID_FW_CFG_SIZE);
-    vmgenid_update_page(s);
+    vmgenid_update_blob(s);
     fw_cfg_add_file(fw_cfg, VMGENID_GUID_FW_CFG_FILE, s->page->data,
                     VMGENID_FW_CFG_SIZE);
     fw_cfg_add_file_callback(fw_cfg, VMGENID_ADDR_FW_CFG_FILE, NULL,
@@ -648,6 +668,13 @@ static void vmgenid_realize(DeviceState *dev, Error **errp)
         error_setg(errp, "only one %s device is allowed", TYPE_VMGENID);
         return;
     }
+    /* QEMU writes the GUID into guest memory, which such guests encrypt. */
+    if (MACHINE(qdev_get_machine())->cgs) {
+        error_setg(errp, "%s cannot work with confidential guest support:"
+                   " QEMU cannot write into the guest's private memory",
+                   TYPE_VMGENID);
+        return;
+    }
     if (!vmgenid_init_dt(s, errp)) {
         return;
     }
@@ -662,9 +689,10 @@ static void vmgenid_realize(DeviceState *dev, Error **errp)
     }
 
     /* The first generation is the one the guest boots with. */
-    vmgenid_write_dt(s);
-    s->guest_guid = s->guid;
-    s->guest_guid_known = true;
+    s->told = s->guid;
+    s->told_known = true;
+    vmgenid_update_blob(s);
+    vmgenid_write_dt(s, &s->told);
 
     qemu_add_vm_change_state_handler(vmgenid_vm_state_change, s);
     s->suspend_notifier.notify = vmgenid_suspended;

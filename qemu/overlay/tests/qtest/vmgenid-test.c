@@ -10,6 +10,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
+#include "qemu/cutils.h"
 #include "qemu/uuid.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
@@ -45,16 +46,21 @@ typedef struct {
     uint16_t pm1_cnt;           /* ... and of PM1 control, as SeaBIOS sets */
     uint8_t pam0, smram;        /* ... host bridge config registers */
     const char *s3_global;      /* ... enables S3 */
+    uint8_t pm_devfn;           /* ... the PM device, which firmware sets */
+    uint8_t pm_enable_reg, pm_enable;   /* ... up with base 0x600 */
+    const char *extra;          /* a device a destination may lack */
 } Machine;
 
 static const Machine x86_machines[] = {
-    { "pc", PC, 0xafe0, 0x604, 0x59, 0x72, "PIIX4_PM.disable_s3=0" },
-    { "q35", PC, 0x620, 0x604, 0x90, 0x9d, "ICH9-LPC.disable_s3=0" },
-    { "microvm", MICROVM },
+    { "pc", PC, 0xafe0, 0x604, 0x59, 0x72, "PIIX4_PM.disable_s3=0",
+      1 << 3 | 3, 0x80, 0x01, "-device i6300esb" },
+    { "q35", PC, 0x620, 0x604, 0x90, 0x9d, "ICH9-LPC.disable_s3=0",
+      0x1f << 3, 0x44, 0x80, "-device i6300esb" },
+    { "microvm", MICROVM, .extra = "-device virtio-rng-device" },
 };
 
 static const Machine arm_machines[] = {
-    { "virt", VIRT },
+    { "virt", VIRT, .extra = "-device virtio-rng-pci" },
 };
 
 #define MICROVM_GED_ESEL  0xfea00000  /* event selector, cleared on read */
@@ -367,31 +373,47 @@ static void virt_spi_edge(QTestState *qts)
                  2u << (VIRT_INTID % 16 * 2));
 }
 
-/*
- * Whether the machine notified the guest of a change since the last call:
- * the GPE status bit (cleared by writing it), the GED's event selector
- * (cleared by reading it), or the interrupt pending in the GIC.
- */
-static bool notified(QTestState *qts, const Machine *m)
+/* Whether QEMU's own page's interrupt is pending in the GIC; clears it. */
+static bool dt_notified(QTestState *qts)
 {
     uint64_t ispendr = VIRT_GICD + 0x200 + VIRT_INTID / 32 * 4;
     uint32_t bit = 1u << (VIRT_INTID % 32);
-    bool raised = false;
+    bool raised = qtest_readl(qts, ispendr) & bit;
+
+    qtest_writel(qts, ispendr + 0x80, bit);       /* GICD_ICPENDR */
+    return raised;
+}
+
+/*
+ * Whether the machine raised the ACPI notification since the last call:
+ * the GPE status bit (cleared by writing it) or the GED's event selector
+ * (cleared by reading it).
+ */
+static bool acpi_notified(QTestState *qts, const Machine *m)
+{
+    bool raised;
 
     switch (m->kind) {
     case PC:
         raised = qtest_inb(qts, m->gpe0_sts) & GPE_VMGENID;
         qtest_outb(qts, m->gpe0_sts, GPE_VMGENID);
-        break;
+        return raised;
     case MICROVM:
-        raised = qtest_readl(qts, MICROVM_GED_ESEL) & GED_VMGENID_EVT;
-        break;
+        return qtest_readl(qts, MICROVM_GED_ESEL) & GED_VMGENID_EVT;
     case VIRT:
-        raised = qtest_readl(qts, ispendr) & bit;
-        qtest_writel(qts, ispendr + 0x80, bit);       /* GICD_ICPENDR */
-        break;
+        return qtest_readl(qts, VIRT_GED_ESEL) & GED_VMGENID_EVT;
     }
-    return raised;
+    g_assert_not_reached();
+}
+
+/*
+ * Whether the machine notified the guest of a change since the last call,
+ * the way the guest of these tests listens: through ACPI on x86, through
+ * the devicetree on virt.
+ */
+static bool notified(QTestState *qts, const Machine *m)
+{
+    return m->kind == VIRT ? dt_notified(qts) : acpi_notified(qts, m);
 }
 
 /* The error text of a QMP response, which must be an error. */
@@ -829,6 +851,7 @@ static void test_loadvm(const Machine *m, const char *prop, bool set_after,
     g_autofree char *tmp = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
     g_autofree char *img = g_build_filename(tmp, "snap.qcow2", NULL);
     g_autofree char *args = NULL, *before = NULL, *after = NULL;
+    g_autofree char *saved = NULL;
     bool fresh = !strcmp(prop, "auto");
     QTestState *qts;
     uint64_t addr;
@@ -839,6 +862,7 @@ static void test_loadvm(const Machine *m, const char *prop, bool set_after,
     qts = boot(m, args);
     addr = machine_guid_addr(qts, m);
 
+    saved = qmp_guid(qts);
     hmp_ok(qts, "savevm s1");
     if (set_after) {
         set_guid(qts, GUID2);
@@ -852,16 +876,18 @@ static void test_loadvm(const Machine *m, const char *prop, bool set_after,
     hmp_ok(qts, "loadvm s1");
 
     after = qmp_guid(qts);
-    assert_guest_guid(qts, addr, after);
     if (fresh) {
         g_assert_cmpstr(after, !=, before);
     } else {
         g_assert_cmpstr(after, ==, before);
     }
     if (paused) {
+        /* Memory holds what the saved guest was told of, until cont. */
+        assert_guest_guid(qts, addr, saved);
         assert_told(qts, m, NULL, NULL);
         qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
     }
+    assert_guest_guid(qts, addr, after);
     /* The guest had the snapshot's GUID: is the current one another? */
     assert_told(qts, m, after,
                 fresh || set_after ? "snapshot-load" : NULL);
@@ -929,9 +955,9 @@ static void test_set(const void *opaque)
 }
 
 /*
- * While paused, the value is in guest memory when the command returns;
+ * While paused, QEMU reports the value at once; guest memory gets it, and
  * the guest hears of it, once, when it runs again, and not at all if the
- * value is back to the one it ran with.
+ * value is back to the one it was told of.
  */
 static void test_set_paused(const void *opaque)
 {
@@ -943,9 +969,11 @@ static void test_set_paused(const void *opaque)
     qtest_qmp_assert_success(qts, "{'execute': 'stop'}");
     set_guid(qts, "auto");
     set_guid(qts, GUID2);
-    assert_guest_guid(qts, addr, GUID2);
+    assert_qmp_guid(qts, GUID2);
+    assert_guest_guid(qts, addr, GUID1);
     assert_told(qts, m, NULL, NULL);
     qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
+    assert_guest_guid(qts, addr, GUID2);
     assert_told(qts, m, GUID2, "set");
 
     qtest_qmp_assert_success(qts, "{'execute': 'stop'}");
@@ -1150,11 +1178,11 @@ static void test_migrate_paused(const Machine *m, bool keep_source_guid)
 
     after = qmp_guid(dst);
     g_assert_cmpstr(after, !=, before);
-    assert_guest_guid(dst, addr, after);
+    /* Memory holds what the guest was told of, until it runs. */
+    assert_guest_guid(dst, addr, before);
     assert_told(dst, m, NULL, NULL);
     if (keep_source_guid) {
         set_guid(dst, before);
-        assert_guest_guid(dst, addr, before);
     }
     qtest_qmp_assert_success(dst, "{'execute': 'cont'}");
     if (keep_source_guid) {
@@ -1352,11 +1380,12 @@ static void test_s3(const void *opaque)
     wait_status(qts, "suspended");
 
     set_guid(qts, GUID2);
-    assert_guest_guid(qts, addr, GUID2);
+    assert_guest_guid(qts, addr, GUID1);
     assert_event(qts, NULL, NULL);
     /* QEMU wakes the guest before it reads the next command. */
     qtest_qmp_assert_success(qts, "{'execute': 'system_wakeup'}");
     assert_event(qts, GUID2, "set");
+    assert_guest_guid(qts, addr, GUID2);
     /*
      * SeaBIOS, finding no OS waking vector, reboots now: that a Linux
      * guest hears of the change is tests/functional's to show.
@@ -1487,6 +1516,25 @@ static void test_bad_guid_long(void)
     qtest_quit(qts);
 }
 
+/* Whether QEMU has QOM type @type. */
+static bool qtest_has_type(const char *type)
+{
+    QTestState *qts = qtest_init("-machine none");
+    QDict *rsp = qtest_qmp(qts, "{'execute': 'qom-list-types',"
+                           " 'arguments': {'abstract': false}}");
+    const QListEntry *e;
+    bool found = false;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
+        QDict *t = qobject_to(QDict, qlist_entry_obj(e));
+
+        found |= !strcmp(qdict_get_str(t, "name"), type);
+    }
+    qobject_unref(rsp);
+    qtest_quit(qts);
+    return found;
+}
+
 static void test_refused(void)
 {
     assert_startup_error("-M pc -device vmgenid -device vmgenid",
@@ -1499,6 +1547,21 @@ static void test_refused(void)
                          " -device vmgenid",
         "-device vmgenid: vmgenid needs fw_cfg with DMA, which this machine"
         " does not have or has disabled");
+    /*
+     * Confidential guests: their memory is not QEMU's to write. (SEV's
+     * object exists where QEMU is built with KVM; SEV-SNP and TDX need KVM
+     * before any device is created.)
+     */
+    if (qtest_has_type("sev-guest")) {
+        assert_startup_error("-M q35,confidential-guest-support=sev0"
+                             " -object sev-guest,id=sev0,cbitpos=47,"
+                             "reduced-phys-bits=1 -device vmgenid",
+            "-device vmgenid: vmgenid cannot work with confidential guest"
+            " support: QEMU cannot write into the guest's private memory");
+    } else {
+        g_test_message("no sev-guest: the refusal of confidential guests"
+                       " is not checked");
+    }
     assert_startup_error("-M isapc -device vmgenid",
         "-device vmgenid: Parameter 'driver' expects a dynamic sysbus device"
         " type for the machine");
@@ -1742,9 +1805,13 @@ static void test_hostile(const void *opaque)
     g_assert_cmpstr(logged, ==, want->str);
     assert_qmp_guid(qts, GUID2);
 
-    /* A sane address is still honoured afterwards. */
+    /*
+     * A sane address is still honoured afterwards. The VM never ran, so
+     * the changes were only recorded: it gets the GUID the guest was told
+     * of, the first one.
+     */
     g_assert_cmphex(report_addr(qts, 0x200028), ==, 0);
-    assert_guest_guid(qts, 0x200028, GUID2);
+    assert_guest_guid(qts, 0x200028, GUID1);
 
     qtest_quit(qts);
     unlink(log);
@@ -1983,6 +2050,1075 @@ static void add_upstream_tests(const Machine *m, const char *const *types)
     }
 }
 
+/*
+ * The rule for telling the guest, over orders of events
+ * =====================================================
+ *
+ * A reference model of docs/specs/vmgenid.rst ("Telling the guest"),
+ * written from that text and not from the device: guest memory only ever
+ * holds a GUID the guest was told of or is being told of. The model is
+ * driven alongside QEMU through sequences of events: every sequence up to
+ * a bounded length, and seeded random longer ones. After each step QEMU's
+ * GUID, the test page, QEMU's own page (virt), the machine's notification
+ * and the change events must be what the model says.
+ *
+ * No firmware runs: x86 machines get a BIOS that halts, virt none, and the
+ * test reports the GUID's address itself, as firmware would, whenever the
+ * sequence says so. Every process has a qcow2 disk for savevm, shared by
+ * the processes one sequence migrates through.
+ */
+
+typedef enum {
+    EV_STOP, EV_CONT, EV_SET_NEW, EV_SET_SAME, EV_SET_AUTO, EV_SAVEVM,
+    EV_LOADVM, EV_MIGRATE_AUTO, EV_MIGRATE_SAME, EV_MIGRATE_OTHER,
+    EV_MIGRATE_FAILED, EV_S3, EV_WAKEUP, EV_RESET, EV_REPORT,
+    EV_REPORT_BAD, EV__MAX
+} SeqEvent;
+
+static const char *const seq_event_names[EV__MAX] = {
+    [EV_STOP] = "stop",
+    [EV_CONT] = "cont",
+    [EV_SET_NEW] = "set-new",
+    [EV_SET_SAME] = "set-same",
+    [EV_SET_AUTO] = "set-auto",
+    [EV_SAVEVM] = "savevm",
+    [EV_LOADVM] = "loadvm",
+    [EV_MIGRATE_AUTO] = "migrate-to-auto",
+    [EV_MIGRATE_SAME] = "migrate-to-source-guid",
+    [EV_MIGRATE_OTHER] = "migrate-to-other-guid",
+    [EV_MIGRATE_FAILED] = "migrate-failed",
+    [EV_S3] = "s3",
+    [EV_WAKEUP] = "wakeup",
+    [EV_RESET] = "reset",
+    [EV_REPORT] = "report-addr",
+    [EV_REPORT_BAD] = "report-bad-addr",
+};
+
+typedef enum { ST_RUNNING, ST_PAUSED, ST_PRELAUNCH, ST_SUSPENDED } SeqStatus;
+
+static const char *const seq_status_names[] = {
+    "running", "paused", "prelaunch", "suspended",
+};
+
+#define NIL_GUID "00000000-0000-0000-0000-000000000000"
+#define UUID_TEXT 37
+
+/* The model: what the spec says QEMU and the guest's memory hold. */
+typedef struct {
+    char guid[UUID_TEXT];       /* what QEMU reports */
+    bool fresh;                 /* ... a new random one, drawn this step */
+    bool policy_auto;           /* the process was started with guid=auto */
+    char told[UUID_TEXT];       /* what the guest was told of; "": unknown */
+    const char *reason;         /* of the latest change */
+    bool addr;                  /* QEMU knows the test page's address */
+    char mem[UUID_TEXT];        /* what the test page holds */
+    char dt[UUID_TEXT];         /* what QEMU's own page holds (virt) */
+    SeqStatus status;
+    bool was_suspended;         /* stopped while suspended */
+    bool asleep;
+    bool inactive;              /* disks not yet taken over after migration */
+    bool out_failed;            /* an outgoing migration failed (see below) */
+    bool snap;                  /* a snapshot exists, holding: */
+    char snap_mem[UUID_TEXT], snap_dt[UUID_TEXT];
+    bool snap_addr;
+    int fixed;                  /* fixed GUIDs handed out so far */
+} Model;
+
+/* The n-th fixed GUID a sequence uses: all different. */
+static void fixed_guid(char *buf, int n)
+{
+    g_snprintf(buf, UUID_TEXT, "5e000000-0000-4000-8000-%012x", n);
+}
+
+/* Booted, running, the firmware has reported the page. */
+static void model_init(Model *md, const Machine *m)
+{
+    *md = (Model) { .status = ST_RUNNING, .addr = true };
+    fixed_guid(md->guid, md->fixed++);
+    strcpy(md->told, md->guid);
+    strcpy(md->mem, md->guid);
+    strcpy(md->dt, m->kind == VIRT ? md->guid : NIL_GUID);
+}
+
+/* Whether the event can happen in the model's state. */
+static bool model_can(const Model *md, const Machine *m, SeqEvent ev)
+{
+    switch (ev) {
+    case EV_SAVEVM:
+        return !md->asleep && !md->inactive;
+    case EV_MIGRATE_AUTO:
+    case EV_MIGRATE_SAME:
+    case EV_MIGRATE_OTHER:
+    case EV_MIGRATE_FAILED:
+        return !md->asleep;
+    case EV_LOADVM:
+        /*
+         * QEMU 10.2's loadvm fails ("Error while loading vmstate") in a
+         * process whose outgoing migration failed, with or without vmgenid.
+         */
+        return md->snap && !md->asleep && !md->inactive && !md->out_failed;
+    case EV_S3:
+        return m->s3_global && md->status == ST_RUNNING;
+    case EV_WAKEUP:
+        return md->status == ST_SUSPENDED;
+    default:
+        return true;
+    }
+}
+
+/*
+ * A state was loaded (snapshot or incoming migration): guest memory is the
+ * saved guest's, which holds what that guest was told of.
+ */
+static void model_load(Model *md, const Machine *m, const char *mem,
+                       const char *dt, bool addr, const char *reason)
+{
+    strcpy(md->mem, mem);
+    strcpy(md->dt, dt);
+    md->addr = addr;
+    md->asleep = false;
+    if (addr) {
+        strcpy(md->told, mem);
+    } else if (m->kind == VIRT) {
+        strcpy(md->told, dt);
+    } else {
+        md->told[0] = 0;
+    }
+    md->fresh = md->policy_auto;
+    md->reason = reason;
+}
+
+/* The event's effect on the model, before QEMU is told of it. */
+static void model_apply(Model *md, const Machine *m, SeqEvent ev)
+{
+    switch (ev) {
+    case EV_STOP:
+        if (md->status == ST_RUNNING || md->status == ST_SUSPENDED) {
+            md->was_suspended = md->status == ST_SUSPENDED;
+            md->status = ST_PAUSED;
+        }
+        break;
+    case EV_CONT:
+        /* cont takes the disks over from the source, unless suspended. */
+        if (md->status != ST_SUSPENDED) {
+            md->inactive = false;
+        }
+        if (md->status == ST_PAUSED) {
+            md->status = md->was_suspended ? ST_SUSPENDED : ST_RUNNING;
+        } else if (md->status == ST_PRELAUNCH) {
+            md->status = ST_RUNNING;
+        }
+        break;
+    case EV_SET_NEW:
+        fixed_guid(md->guid, md->fixed++);
+        md->reason = "set";
+        break;
+    case EV_SET_SAME:
+        md->reason = "set";
+        break;
+    case EV_SET_AUTO:
+        md->fresh = true;
+        md->reason = "set";
+        break;
+    case EV_SAVEVM:
+        md->snap = true;
+        strcpy(md->snap_mem, md->mem);
+        strcpy(md->snap_dt, md->dt);
+        md->snap_addr = md->addr;
+        break;
+    case EV_LOADVM:
+        model_load(md, m, md->snap_mem, md->snap_dt, md->snap_addr,
+                   "snapshot-load");
+        break;
+    case EV_MIGRATE_AUTO:
+    case EV_MIGRATE_OTHER:
+        md->policy_auto = ev == EV_MIGRATE_AUTO;
+        if (ev == EV_MIGRATE_OTHER) {
+            fixed_guid(md->guid, md->fixed++);
+        }
+        /* fall through */
+    case EV_MIGRATE_SAME:
+        if (ev == EV_MIGRATE_SAME) {
+            md->policy_auto = false;
+        }
+        model_load(md, m, md->mem, md->dt, md->addr, "migration");
+        md->out_failed = false;
+        /* A destination that does not run leaves the disks to the source. */
+        md->inactive = md->status != ST_RUNNING;
+        break;
+    case EV_MIGRATE_FAILED:
+        md->out_failed = true;
+        break;
+    case EV_S3:
+        md->status = ST_SUSPENDED;
+        md->asleep = true;
+        break;
+    case EV_WAKEUP:
+        md->status = ST_RUNNING;
+        md->asleep = false;
+        break;
+    case EV_RESET:
+        /* Awake, nothing pending, no address until firmware reports it. */
+        strcpy(md->told, md->guid);
+        md->asleep = false;
+        md->addr = false;
+        if (m->kind == VIRT) {
+            strcpy(md->dt, md->guid);
+        }
+        if (md->status != ST_RUNNING) {
+            md->status = ST_PRELAUNCH;
+        }
+        md->was_suspended = false;
+        break;
+    case EV_REPORT:
+        md->addr = true;
+        if (md->told[0]) {
+            strcpy(md->mem, md->told);
+        }
+        break;
+    case EV_REPORT_BAD:
+        md->addr = false;
+        break;
+    case EV__MAX:
+        g_assert_not_reached();
+    }
+}
+
+/*
+ * After the step, with any fresh GUID resolved: the guest is told when it
+ * runs with a GUID other than the one it was last told of. Returns whether
+ * it is told now.
+ */
+static bool model_tell(Model *md, const Machine *m)
+{
+    if (md->status != ST_RUNNING ||
+        (md->told[0] && !strcmp(md->told, md->guid))) {
+        return false;
+    }
+    strcpy(md->told, md->guid);
+    if (md->addr) {
+        strcpy(md->mem, md->guid);
+    }
+    if (m->kind == VIRT) {
+        strcpy(md->dt, md->guid);
+    }
+    return true;
+}
+
+/* One QEMU process of a sequence, and the events it sent. */
+typedef struct {
+    QTestState *qts;
+    int changes;                /* VM_GENERATION_ID_CHANGED since cleared */
+    char *change_guid, *change_reason;
+    GHashTable *seen;           /* names of the other events since cleared */
+} SeqVm;
+
+static bool seq_on_event(QTestState *qts, const char *name, QDict *ev,
+                         void *opaque)
+{
+    SeqVm *vm = opaque;
+
+    if (!strcmp(name, EVENT)) {
+        QDict *data = qdict_get_qdict(ev, "data");
+
+        vm->changes++;
+        g_free(vm->change_guid);
+        g_free(vm->change_reason);
+        vm->change_guid = g_strdup(qdict_get_str(data, "guid"));
+        vm->change_reason = g_strdup(qdict_get_str(data, "reason"));
+    } else {
+        g_hash_table_add(vm->seen, g_strdup(name));
+    }
+    return true;
+}
+
+/* A sequence under way: the model, QEMU, and what it found wrong. */
+typedef struct {
+    const Machine *m;
+    Model md;
+    SeqVm *vm;
+    char *dir, *img, *uri;
+    const char *more;           /* for every process of the sequence */
+    GHashTable *guids;          /* every GUID seen, to tell fresh ones */
+    GString *why;               /* "": all agreed */
+} Seq;
+
+static char *halt_bios;         /* x86: a BIOS that only halts */
+
+/*
+ * Start a process of the sequence: the machine, its disk, and
+ * -device vmgenid,guid=@guid. All have the machine's extra device,
+ * except a destination that is to fail (@extra false).
+ */
+static SeqVm *seq_start(Seq *q, const char *guid, const char *more,
+                        bool extra)
+{
+    const Machine *m = q->m;
+    SeqVm *vm = g_new0(SeqVm, 1);
+    g_autofree char *fw = g_strdup_printf("%s -bios %s",
+        m->kind == VIRT ? "-cpu cortex-a57" : "", halt_bios);
+    g_autofree char *s3 = m->s3_global
+        ? g_strdup_printf("-global %s", m->s3_global) : g_strdup("");
+
+    vm->seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    vm->qts = qtest_initf("-machine %s -accel tcg -nodefaults -net none"
+                          " -m 128M %s %s"
+                          " -drive if=none,id=snap,format=qcow2,file=%s,"
+                          "file.locking=off"
+                          " -device vmgenid,guid=%s %s %s %s",
+                          m->name, fw, s3, q->img, guid,
+                          extra ? m->extra : "", q->more ?: "", more);
+    qtest_qmp_set_event_callback(vm->qts, seq_on_event, vm);
+    qtest_qmp_assert_success(vm->qts, "{'execute': 'migrate-set-capabilities',"
+                             " 'arguments': {'capabilities': [{"
+                             "  'capability': 'return-path',"
+                             "  'state': true}]}}");
+    return vm;
+}
+
+static void seq_quit(SeqVm *vm)
+{
+    qtest_quit(vm->qts);
+    g_hash_table_destroy(vm->seen);
+    g_free(vm->change_guid);
+    g_free(vm->change_reason);
+    g_free(vm);
+}
+
+/* Where the test reports the page to be: 2 MiB into RAM, plus 40. */
+static uint64_t seq_addr(const Machine *m)
+{
+    return (m->kind == VIRT ? VIRT_RAM : 0) + 0x200000 + GUID_OFFSET;
+}
+
+/* Set up what the notification needs, as firmware and guest would. */
+static void seq_firmware(Seq *q)
+{
+    QTestState *qts = q->vm->qts;
+
+    if (q->m->kind == PC) {
+        /* The PM device's I/O base 0x600, enabled (PM1 control at 0x604). */
+        pci_cfg_writel(qts, q->m->pm_devfn, 0x40, 0x601);
+        pci_cfg_writeb(qts, q->m->pm_devfn, q->m->pm_enable_reg,
+                       q->m->pm_enable);
+    } else if (q->m->kind == VIRT) {
+        virt_spi_edge(qts);
+    }
+}
+
+/* Ask QEMU something, so that the events before the answer arrive. */
+static QDict *seq_qmp(SeqVm *vm, const char *cmd)
+{
+    return qtest_qmp(vm->qts, "{'execute': %s}", cmd);
+}
+
+/* Wait for event @name; false after TIMEOUT seconds. */
+static bool seq_wait_event(SeqVm *vm, const char *name)
+{
+    int i;
+
+    for (i = 0; i < TIMEOUT * 100; i++) {
+        qobject_unref(seq_qmp(vm, "query-status"));
+        if (g_hash_table_remove(vm->seen, name)) {
+            return true;
+        }
+        g_usleep(10 * 1000);
+    }
+    return false;
+}
+
+/* Wait until the status is no longer @status. */
+static char *seq_wait_status_leaves(SeqVm *vm, const char *status)
+{
+    int i;
+
+    for (i = 0; i < TIMEOUT * 100; i++) {
+        char *now = run_status(vm->qts);
+
+        if (strcmp(now, status)) {
+            return now;
+        }
+        g_free(now);
+        g_usleep(10 * 1000);
+    }
+    return g_strdup(status);
+}
+
+/* Run a QMP command; note its error, if any. */
+static bool seq_ok(Seq *q, QDict *rsp, const char *what)
+{
+    bool ok = qdict_haskey(rsp, "return");
+
+    if (!ok) {
+        g_string_append_printf(q->why, "%s failed: %s", what,
+            qdict_get_try_str(qdict_get_qdict(rsp, "error"), "desc"));
+    }
+    qobject_unref(rsp);
+    return ok;
+}
+
+static bool seq_hmp(Seq *q, const char *line)
+{
+    g_autofree char *out = qtest_hmp(q->vm->qts, "%s", line);
+
+    if (*out) {
+        g_string_append_printf(q->why, "%s said: %s", line, out);
+    }
+    return !*out;
+}
+
+static bool seq_set(Seq *q, const char *guid)
+{
+    return seq_ok(q, qtest_qmp(q->vm->qts, "{'execute': "
+                               "'set-vm-generation-id', 'arguments':"
+                               " {'guid': %s}}", guid),
+                  "set-vm-generation-id");
+}
+
+/* A migration's end as the process sees it: "completed" or "failed". */
+static char *seq_migration_end(SeqVm *vm)
+{
+    int i;
+
+    for (i = 0; i < TIMEOUT * 100; i++) {
+        QDict *rsp = seq_qmp(vm, "query-migrate");
+        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
+                                           "status");
+        char *end = NULL;
+
+        if (!g_strcmp0(st, "completed") || !g_strcmp0(st, "failed")) {
+            end = g_strdup(st);
+        }
+        qobject_unref(rsp);
+        if (end) {
+            return end;
+        }
+        g_usleep(10 * 1000);
+    }
+    return g_strdup("timed out");
+}
+
+/*
+ * Migrate to a new process started with guid=@guid; with @fail, one that
+ * lacks a device of the source's, so that its load fails after it loaded
+ * the vmgenid section. The survivor goes on; returns false on trouble.
+ */
+static bool seq_migrate(Seq *q, const char *guid, bool fail)
+{
+    g_autofree char *img = q->img;
+    g_autofree char *before = NULL, *after = NULL;
+    g_autofree char *src_end = NULL, *dst_end = NULL;
+    const char *want = fail ? "failed" : "completed";
+    SeqVm *dst;
+
+    /* A destination that is to fail does not touch the disk. */
+    if (fail) {
+        q->img = g_build_filename(q->dir, "other.qcow2", NULL);
+        g_assert_true(mkimg(q->img, "qcow2", 1));
+    }
+    dst = seq_start(q, guid, "-incoming defer", !fail);
+    if (fail) {
+        unlink(q->img);
+        g_free(q->img);
+    }
+    q->img = g_steal_pointer(&img);
+    before = qmp_guid(dst->qts);
+
+    g_hash_table_add(q->guids, g_strdup(before));
+    qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-incoming',"
+                             " 'arguments': {'uri': %s,"
+                             "  'exit-on-error': false}}", q->uri);
+    qtest_qmp_assert_success(q->vm->qts, "{'execute': 'migrate',"
+                             " 'arguments': {'uri': %s}}", q->uri);
+    src_end = seq_migration_end(q->vm);
+    dst_end = seq_migration_end(dst);
+    if (strcmp(src_end, want) || strcmp(dst_end, want)) {
+        g_string_append_printf(q->why, "migration: source %s, destination"
+                               " %s, expected %s", src_end, dst_end, want);
+        seq_quit(dst);
+        return false;
+    }
+    if (!fail) {
+        seq_quit(q->vm);
+        q->vm = dst;
+        g_free(seq_wait_status_leaves(dst, "inmigrate"));
+        return true;
+    }
+    /* The destination loaded the vmgenid section: guid=auto drew anew. */
+    after = qmp_guid(dst->qts);
+    if (!strcmp(after, before)) {
+        g_string_append(q->why, "the failed destination kept its GUID: its"
+                        " vmgenid section was not loaded");
+    } else if (dst->changes) {
+        g_string_append_printf(q->why, "the failed destination reported a"
+                               " change to %s", dst->change_guid);
+    }
+    g_hash_table_add(q->guids, g_strdup(after));
+    seq_quit(dst);
+    /* The source resumes as it was. */
+    g_free(seq_wait_status_leaves(q->vm, "finish-migrate"));
+    return !q->why->len;
+}
+
+/* Make QEMU do @ev. */
+static bool seq_do(Seq *q, SeqEvent ev)
+{
+    QTestState *qts = q->vm->qts;
+
+    switch (ev) {
+    case EV_STOP:
+        return seq_ok(q, seq_qmp(q->vm, "stop"), "stop");
+    case EV_CONT:
+        return seq_ok(q, seq_qmp(q->vm, "cont"), "cont");
+    case EV_SET_NEW:
+    case EV_SET_SAME:
+        return seq_set(q, q->md.guid);
+    case EV_SET_AUTO:
+        return seq_set(q, "auto");
+    case EV_SAVEVM:
+        return seq_hmp(q, "savevm s1");
+    case EV_LOADVM:
+        return seq_hmp(q, "loadvm s1");
+    case EV_MIGRATE_AUTO:
+        return seq_migrate(q, "auto", false);
+    case EV_MIGRATE_SAME:
+    case EV_MIGRATE_OTHER:
+        return seq_migrate(q, q->md.guid, false);
+    case EV_MIGRATE_FAILED:
+        return seq_migrate(q, "auto", true);
+    case EV_S3:
+        /* SLP_TYP 1 (QEMU's S3) and SLP_EN, as an OS suspending does. */
+        qtest_outw(qts, q->m->pm1_cnt, (1 << 10) | (1 << 13));
+        return seq_wait_event(q->vm, "SUSPEND");
+    case EV_WAKEUP:
+        if (!seq_ok(q, seq_qmp(q->vm, "system_wakeup"), "system_wakeup")) {
+            return false;
+        }
+        if (!seq_wait_event(q->vm, "WAKEUP")) {
+            return false;
+        }
+        seq_firmware(q);
+        return true;
+    case EV_RESET:
+        if (!seq_ok(q, seq_qmp(q->vm, "system_reset"), "system_reset") ||
+            !seq_wait_event(q->vm, "RESET")) {
+            return false;
+        }
+        seq_firmware(q);
+        return true;
+    case EV_REPORT:
+        return report_addr(qts, seq_addr(q->m)) == 0;
+    case EV_REPORT_BAD:
+        /* Past the end of RAM, so refused. */
+        return report_addr(qts, seq_addr(q->m) + RAM_SIZE) == 0;
+    case EV__MAX:
+        break;
+    }
+    g_assert_not_reached();
+}
+
+#define SEQ_EXPECT(cond, ...) \
+    do { \
+        if (!(cond)) { \
+            g_string_append_printf(q->why, __VA_ARGS__); \
+            return false; \
+        } \
+    } while (0)
+
+/* After a step: does QEMU agree with the model? */
+static bool seq_check(Seq *q)
+{
+    const Machine *m = q->m;
+    Model *md = &q->md;
+    QTestState *qts = q->vm->qts;
+    g_autofree char *status = run_status(q->vm->qts);
+    g_autofree char *guid = qmp_guid(qts);
+    g_autofree char *mem = guest_guid(qts, seq_addr(m));
+    bool told, acpi, irq;
+
+    if (md->fresh) {
+        SEQ_EXPECT(!g_hash_table_contains(q->guids, guid),
+                   "QEMU's new GUID %s is not new", guid);
+        g_strlcpy(md->guid, guid, UUID_TEXT);
+        md->fresh = false;
+    }
+    g_hash_table_add(q->guids, g_strdup(guid));
+    told = model_tell(md, m);
+
+    SEQ_EXPECT(!strcmp(status, seq_status_names[md->status]),
+               "status %s, the model says %s", status,
+               seq_status_names[md->status]);
+    SEQ_EXPECT(!strcmp(guid, md->guid), "QEMU reports %s, the model %s",
+               guid, md->guid);
+    SEQ_EXPECT(!strcmp(mem, md->mem), "the page holds %s, the model says %s",
+               mem, md->mem);
+    if (m->kind == VIRT) {
+        g_autofree char *dt = guest_guid(qts, VIRT_DT_PAGE);
+
+        SEQ_EXPECT(!strcmp(dt, md->dt), "QEMU's page holds %s, the model"
+                   " says %s", dt, md->dt);
+        irq = dt_notified(qts);
+        SEQ_EXPECT(irq == told, "the devicetree interrupt is %s, the model"
+                   " says %s", irq ? "pending" : "not pending",
+                   told ? "pending" : "not pending");
+    }
+    acpi = acpi_notified(qts, m);
+    SEQ_EXPECT(acpi == (told && md->addr), "the ACPI notification was %s,"
+               " the model says %s", acpi ? "raised" : "not raised",
+               told && md->addr ? "raised" : "not raised");
+    SEQ_EXPECT(q->vm->changes == told, "%d change events, the model says %d",
+               q->vm->changes, told);
+    if (told) {
+        SEQ_EXPECT(!strcmp(q->vm->change_guid, md->guid) &&
+                   !strcmp(q->vm->change_reason, md->reason),
+                   "the change event says %s (%s), the model %s (%s)",
+                   q->vm->change_guid, q->vm->change_reason, md->guid,
+                   md->reason);
+    }
+    q->vm->changes = 0;
+    return true;
+}
+
+static void seq_init(Seq *q, const Machine *m, const char *more)
+{
+    *q = (Seq) { .m = m, .more = more };
+    q->dir = g_dir_make_tmp("vmgenid-seq-XXXXXX", NULL);
+    q->img = g_build_filename(q->dir, "disk.qcow2", NULL);
+    q->uri = g_strdup_printf("unix:%s/sock", q->dir);
+    q->guids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    q->why = g_string_new("");
+    g_assert_true(mkimg(q->img, "qcow2", 1));
+    model_init(&q->md, m);
+    q->vm = seq_start(q, q->md.guid, "", true);
+    seq_firmware(q);
+    /* Booted: the firmware reported the page. */
+    g_assert_cmphex(report_addr(q->vm->qts, seq_addr(m)), ==, 0);
+}
+
+static void seq_free(Seq *q)
+{
+    seq_quit(q->vm);
+    unlink(q->img);
+    unlink(q->uri + strlen("unix:"));
+    rmdir(q->dir);
+    g_free(q->dir);
+    g_free(q->img);
+    g_free(q->uri);
+    g_hash_table_destroy(q->guids);
+    g_string_free(q->why, true);
+}
+
+/*
+ * Run @seq from a fresh start. Returns -1 if QEMU agreed with the model
+ * all along, else the index of the step after which it did not (@n for
+ * the start), with the reason in @why.
+ */
+static int seq_run(const Machine *m, const SeqEvent *seq, int n, char **why)
+{
+    Seq q;
+    int i, failed = -1;
+
+    seq_init(&q, m, NULL);
+    if (!seq_check(&q)) {
+        failed = n;
+    }
+    for (i = 0; failed < 0 && i < n; i++) {
+        g_assert_true(model_can(&q.md, m, seq[i]));
+        model_apply(&q.md, m, seq[i]);
+        if (!seq_do(&q, seq[i]) || !seq_check(&q)) {
+            failed = i;
+        }
+    }
+    *why = failed < 0 ? NULL : g_strdup(q.why->str);
+    seq_free(&q);
+    return failed;
+}
+
+static char *seq_text(const SeqEvent *seq, int n)
+{
+    GString *s = g_string_new("");
+    int i;
+
+    for (i = 0; i < n; i++) {
+        g_string_append_printf(s, "%s%s", i ? ", " : "",
+                               seq_event_names[seq[i]]);
+    }
+    return g_string_free(s, false);
+}
+
+/* Whether @seq can happen, event after event, in the model alone. */
+static bool seq_possible(const Machine *m, const SeqEvent *seq, int n)
+{
+    Model md;
+    int i;
+
+    model_init(&md, m);
+    for (i = 0; i < n; i++) {
+        if (!model_can(&md, m, seq[i])) {
+            return false;
+        }
+        model_apply(&md, m, seq[i]);
+        md.fresh = false;
+        model_tell(&md, m);
+    }
+    return true;
+}
+
+/* The shortest failure found so far. */
+typedef struct {
+    SeqEvent *seq;
+    int len;                    /* -1: none */
+    char *why;
+} SeqFailure;
+
+static void seq_note(SeqFailure *f, const SeqEvent *seq, int failed,
+                     int n, char *why)
+{
+    int len = failed == n ? 0 : failed + 1;
+
+    if (f->len < 0 || len < f->len) {
+        g_free(f->seq);
+        g_free(f->why);
+        f->seq = g_memdup2(seq, sizeof(*seq) * MAX(len, 1));
+        f->len = len;
+        f->why = why;
+    } else {
+        g_free(why);
+    }
+}
+
+static void G_GNUC_PRINTF(1, 2) seq_fail(const char *fmt, ...)
+{
+    g_autofree char *text = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_test_message("%s", text);
+    g_test_fail();
+}
+
+static void seq_report(const Machine *m, SeqFailure *f, const char *seed)
+{
+    g_autofree char *text = NULL;
+
+    if (f->len < 0) {
+        return;
+    }
+    text = seq_text(f->seq, f->len);
+    seq_fail("%s: QEMU and the model disagree after [%s]%s%s%s: %s",
+             m->name, text, seed ? " (seed " : "", seed ? seed : "",
+             seed ? ")" : "", f->why);
+    g_free(f->seq);
+    g_free(f->why);
+}
+
+static int env_int(const char *name, int def)
+{
+    const char *v = g_getenv(name);
+
+    return v ? atoi(v) : def;
+}
+
+/*
+ * Every possible sequence of VMGENID_SEQ_DEPTH events (2 by default); a
+ * sequence whose prefix failed is not run again.
+ */
+static void test_seq_bounded(const void *opaque)
+{
+    const Machine *m = opaque;
+    const int depth = env_int("VMGENID_SEQ_DEPTH", 2);
+    SeqFailure f = { .len = -1 };
+    g_autofree SeqEvent *seq = g_new0(SeqEvent, depth);
+    int runs = 0, i;
+
+    for (;;) {
+        char *why;
+        int failed;
+
+        if (seq_possible(m, seq, depth) &&
+            (f.len < 0 || memcmp(seq, f.seq, sizeof(*seq) * f.len))) {
+            failed = seq_run(m, seq, depth, &why);
+            runs++;
+            if (failed >= 0) {
+                seq_note(&f, seq, failed, depth, why);
+            }
+        }
+        /* The next sequence, in lexical order. */
+        for (i = depth - 1; i >= 0 && ++seq[i] == EV__MAX; i--) {
+            seq[i] = 0;
+        }
+        if (i < 0) {
+            break;
+        }
+    }
+    g_test_message("%s: %d sequences of %d events", m->name, runs, depth);
+    seq_report(m, &f, NULL);
+}
+
+/* A random possible sequence of @n events. */
+static void seq_random(const Machine *m, GRand *rand, SeqEvent *seq, int n)
+{
+    Model md;
+    int i;
+
+    model_init(&md, m);
+    for (i = 0; i < n; i++) {
+        do {
+            seq[i] = g_rand_int_range(rand, 0, EV__MAX);
+        } while (!model_can(&md, m, seq[i]));
+        model_apply(&md, m, seq[i]);
+        md.fresh = false;
+        model_tell(&md, m);
+    }
+}
+
+/*
+ * Make a failing sequence shorter: drop one event at a time while the
+ * rest still fails.
+ */
+static void seq_shrink(const Machine *m, SeqFailure *f)
+{
+    g_autofree SeqEvent *shorter = g_new(SeqEvent, MAX(f->len, 1));
+    bool again = true;
+    int i;
+
+    while (again) {
+        again = false;
+        for (i = 0; i < f->len; i++) {
+            char *why;
+            int failed, n = f->len - 1;
+
+            memcpy(shorter, f->seq, sizeof(*shorter) * i);
+            memcpy(shorter + i, f->seq + i + 1, sizeof(*shorter) * (n - i));
+            if (!seq_possible(m, shorter, n)) {
+                continue;
+            }
+            failed = seq_run(m, shorter, n, &why);
+            if (failed >= 0) {
+                f->len = -1;
+                seq_note(f, shorter, failed, n, why);
+                again = true;
+                break;
+            }
+        }
+    }
+}
+
+/*
+ * VMGENID_SEQ_RANDOM random sequences (3 by default) of
+ * VMGENID_SEQ_LENGTH events (12), from VMGENID_SEQ_SEED or a new seed.
+ */
+static void test_seq_random(const void *opaque)
+{
+    const Machine *m = opaque;
+    const int count = env_int("VMGENID_SEQ_RANDOM", 3);
+    const int len = env_int("VMGENID_SEQ_LENGTH", 12);
+    const char *seed_env = g_getenv("VMGENID_SEQ_SEED");
+    g_autofree char *seed = seed_env ? g_strdup(seed_env)
+        : g_strdup_printf("%u", g_random_int());
+    g_autoptr(GRand) rand = NULL;
+    g_autofree SeqEvent *seq = g_new(SeqEvent, len);
+    SeqFailure f = { .len = -1 };
+    unsigned int seed_value;
+    int i;
+
+    g_assert_cmpint(qemu_strtoui(seed, NULL, 0, &seed_value), ==, 0);
+    rand = g_rand_new_with_seed(seed_value);
+    g_test_message("%s: seed %s", m->name, seed);
+    for (i = 0; i < count && f.len < 0; i++) {
+        char *why;
+        int failed;
+
+        seq_random(m, rand, seq, len);
+        failed = seq_run(m, seq, len, &why);
+        if (failed >= 0) {
+            seq_note(&f, seq, failed, len, why);
+            seq_shrink(m, &f);
+        }
+    }
+    seq_report(m, &f, seed);
+}
+
+/* Sequences named for what once went wrong. */
+typedef struct {
+    const Machine *m;
+    const char *name;
+    SeqEvent seq[8];
+    int len;
+} SeqCase;
+
+static const SeqCase seq_cases[] = {
+    /* A change made while paused must not be in memory before cont. */
+    { NULL, "paused-set-migrate", { EV_STOP, EV_SET_NEW, EV_MIGRATE_SAME,
+      EV_CONT }, 4 },
+    { NULL, "paused-set-savevm", { EV_STOP, EV_SET_NEW, EV_SAVEVM, EV_CONT,
+      EV_LOADVM }, 5 },
+    /* A reset during S3 leaves the guest awake. */
+    { NULL, "s3-reset-set", { EV_S3, EV_RESET, EV_CONT, EV_REPORT,
+      EV_SET_NEW }, 5 },
+};
+
+static void test_seq_case(const void *opaque)
+{
+    const SeqCase *c = opaque;
+    SeqFailure f = { .len = -1 };
+    char *why;
+    int failed;
+
+    g_assert_true(seq_possible(c->m, c->seq, c->len));
+    failed = seq_run(c->m, c->seq, c->len, &why);
+    if (failed >= 0) {
+        seq_note(&f, c->seq, failed, c->len, why);
+    }
+    seq_report(c->m, &f, NULL);
+}
+
+
+#define IGNORE_SHARED "{'execute': 'migrate-set-capabilities'," \
+    " 'arguments': {'capabilities': [{" \
+    "  'capability': 'x-ignore-shared', 'state': true}]}}"
+
+/* The migration's end as @vm sees it is @want. */
+static void seq_assert_end(SeqVm *vm, const char *want)
+{
+    g_autofree char *end = seq_migration_end(vm);
+
+    g_assert_cmpstr(end, ==, want);
+}
+
+/*
+ * Guest memory that the destination shares with the source (a shared
+ * memory backend and x-ignore-shared): the same VM goes on, so guid=auto
+ * keeps the GUID the guest was told of, and the guest hears nothing. A
+ * destination given another GUID tells the guest when it runs. A
+ * destination that fails leaves the memory the source resumes on as it
+ * was.
+ */
+static void test_shared_memory(const void *opaque)
+{
+    const Machine *m = opaque;
+    g_autofree char *dir = g_dir_make_tmp("vmgenid-shm-XXXXXX", NULL);
+    g_autofree char *mem = g_build_filename(dir, "ram", NULL);
+    g_autofree char *more = g_strdup_printf(
+        "-object memory-backend-file,id=ram0,size=128M,mem-path=%s,share=on"
+        " -machine memory-backend=ram0", mem);
+    g_autofree char *guid = NULL;
+    char other[UUID_TEXT];
+    SeqVm *dst;
+    Seq q;
+
+    seq_init(&q, m, more);
+    guid = qmp_guid(q.vm->qts);
+    assert_guest_guid(q.vm->qts, seq_addr(m), guid);
+
+    /* guid=auto, shared: kept, nothing told. */
+    qtest_qmp_assert_success(q.vm->qts, IGNORE_SHARED);
+    dst = seq_start(&q, "auto", "-incoming defer", true);
+    qtest_qmp_assert_success(dst->qts, IGNORE_SHARED);
+    {
+        SeqVm *src = q.vm;
+
+        qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-incoming',"
+                                 " 'arguments': {'uri': %s}}", q.uri);
+        qtest_qmp_assert_success(src->qts, "{'execute': 'migrate',"
+                                 " 'arguments': {'uri': %s}}", q.uri);
+        seq_assert_end(src, "completed");
+        seq_assert_end(dst, "completed");
+        seq_quit(src);
+        q.vm = dst;
+        g_free(seq_wait_status_leaves(dst, "inmigrate"));
+    }
+    q.md.reason = "migration";
+    q.md.policy_auto = true;
+    if (!seq_check(&q)) {
+        seq_fail("guid=auto on shared memory: %s", q.why->str);
+    }
+    assert_qmp_guid(q.vm->qts, guid);
+
+    /* A failed destination writes nothing the source resumes on. */
+    qtest_qmp_assert_success(q.vm->qts, IGNORE_SHARED);
+    fixed_guid(other, 100);
+    dst = seq_start(&q, other, "-incoming defer", false);
+    qtest_qmp_assert_success(dst->qts, IGNORE_SHARED);
+    qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-incoming',"
+                             " 'arguments': {'uri': %s,"
+                             "  'exit-on-error': false}}", q.uri);
+    qtest_qmp_assert_success(q.vm->qts, "{'execute': 'migrate',"
+                             " 'arguments': {'uri': %s}}", q.uri);
+    seq_assert_end(q.vm, "failed");
+    seq_assert_end(dst, "failed");
+    g_assert_cmpint(dst->changes, ==, 0);
+    seq_quit(dst);
+    g_free(seq_wait_status_leaves(q.vm, "finish-migrate"));
+    if (!seq_check(&q)) {
+        seq_fail("after a failed migration on shared memory: %s",
+                 q.why->str);
+    }
+
+    /* guid=UUID, shared: that GUID, told when the guest runs. */
+    dst = seq_start(&q, other, "-incoming defer", true);
+    qtest_qmp_assert_success(dst->qts, IGNORE_SHARED);
+    qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-incoming',"
+                             " 'arguments': {'uri': %s}}", q.uri);
+    qtest_qmp_assert_success(q.vm->qts, "{'execute': 'migrate',"
+                             " 'arguments': {'uri': %s}}", q.uri);
+    seq_assert_end(q.vm, "completed");
+    seq_assert_end(dst, "completed");
+    seq_quit(q.vm);
+    q.vm = dst;
+    g_free(seq_wait_status_leaves(dst, "inmigrate"));
+    strcpy(q.md.guid, other);
+    q.md.policy_auto = false;
+    if (!seq_check(&q)) {
+        seq_fail("guid=UUID on shared memory: %s", q.why->str);
+    }
+    seq_free(&q);
+    unlink(mem);
+    rmdir(dir);
+}
+
+static void add_seq_tests(const Machine *m)
+{
+    int i;
+
+    add_test(m, "sequences/bounded", m, test_seq_bounded);
+    add_test(m, "shared-memory", m, test_shared_memory);
+    add_test(m, "sequences/random", m, test_seq_random);
+    for (i = 0; i < ARRAY_SIZE(seq_cases); i++) {
+        SeqCase *c;
+        g_autofree char *name = NULL;
+
+        if (!seq_possible(m, seq_cases[i].seq, seq_cases[i].len)) {
+            continue;
+        }
+        c = g_memdup2(&seq_cases[i], sizeof(*c));
+        c->m = m;
+        name = g_strdup_printf("sequences/%s", c->name);
+        add_test(m, name, c, test_seq_case);
+    }
+}
+
+/*
+ * Firmware that only halts: HLT at the x86 reset vector; on Arm "wfi; b ."
+ * at the start of flash (-bios also makes virt build its ACPI tables).
+ */
+static void make_halt_bios(bool x86)
+{
+    static const uint8_t wfi_loop[] = {
+        0x7f, 0x20, 0x03, 0xd5, 0xff, 0xff, 0xff, 0x17,
+    };
+    g_autofree uint8_t *hlt = g_malloc(64 * 1024);
+
+    memset(hlt, 0xf4, 64 * 1024);
+    halt_bios = g_build_filename(bios_log_dir, "halt.bin", NULL);
+    g_assert_true(g_file_set_contents(halt_bios,
+                                      x86 ? (char *)hlt : (char *)wfi_loop,
+                                      x86 ? 64 * 1024 : sizeof(wfi_loop),
+                                      NULL));
+}
+
 int main(int argc, char **argv)
 {
     const char *arch = qtest_get_arch();
@@ -1999,9 +3135,10 @@ int main(int argc, char **argv)
         return g_test_run();
     }
 
+    bios_log_dir = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
+    make_halt_bios(x86);
     if (x86) {
         g_assert_cmpint(boot_sector_init(disk), ==, 0);
-        bios_log_dir = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
         bios_logs = g_hash_table_new(NULL, NULL);
     }
     for (i = 0; i < count; i++) {
@@ -2029,6 +3166,7 @@ int main(int argc, char **argv)
         add_test(m, "migrate-source-resumes", m, test_migrate_source_resumes);
         add_test(m, "restore-twice", m, test_restore_twice);
         add_test(m, "migrate-failed", m, test_migrate_failed);
+        add_seq_tests(m);
         add_test(m, "hotplug", m, test_hotplug);
         add_test(m, "unrealize", m, test_unrealize);
         if (m->kind != VIRT) {
@@ -2065,10 +3203,12 @@ int main(int argc, char **argv)
 
     ret = g_test_run();
     if (x86) {
+        boot_sector_cleanup(disk);
+    }
+    {
         g_autoptr(GDir) dir = g_dir_open(bios_log_dir, 0, NULL);
         const char *name;
 
-        boot_sector_cleanup(disk);
         while (dir && (name = g_dir_read_name(dir))) {
             g_autofree char *path = g_build_filename(bios_log_dir, name, NULL);
 

@@ -45,18 +45,21 @@ struct VmGenIdState {
     bool guid_auto;         /* "guid=auto": QEMU draws every new value */
 
     /*
-     * The generation the guest last ran with, and why the current one
-     * differs from it. The guest hears of a change only when it runs.
+     * The GUID the guest was last told of, which is all that guest memory
+     * ever holds (unknown after loading a state that has none), and why
+     * the current one differs from it. The guest is told only when it
+     * runs: not while stopped, loading or asleep.
      */
-    QemuUUID guest_guid;
-    bool guest_guid_known;
+    QemuUUID told;
+    bool told_known;
     VmGenerationIdReason reason;
-    bool asleep;            /* suspended to RAM: hold notifications */
+    bool asleep;            /* suspended to RAM, until wakeup or reset */
 
     /* ACPI: a page the firmware places, notified through the ACPI device */
     GArray *page;           /* VMGENID_GUID_FW_CFG_FILE; NULL: no ACPI */
     uint8_t addr_file[8];   /* VMGENID_ADDR_FW_CFG_FILE as the guest wrote it */
-    uint8_t addr_le[8];     /* the GUID address in use (migrated); 0: none */
+    /* The GUID address in use (migrated; named as always); 0: none */
+    uint8_t vmgenid_addr_le[8];
 
     /* Devicetree: QEMU's own page on the platform bus, and an interrupt */
     bool dt;
