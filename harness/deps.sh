@@ -58,7 +58,7 @@ deb822_uris() {
          END { flush() }' | tr -s ' \t' '\n' | sed '/^$/d'
 }
 # The Debian mirror apt uses on this machine (DIR: /etc/apt by default),
-# so that a local mirror or proxy keeps working; deb.debian.org if none
+# so that a local mirror or proxy keeps working; an error if none
 # serves bookworm main.
 debian_mirror() {
     local dir=${1:-/etc/apt} f uri
@@ -72,7 +72,10 @@ debian_mirror() {
         done
     } | head -n 1)
     uri=${uri%/}
-    echo "${uri:-http://deb.debian.org/debian}"
+    [ -n "$uri" ] ||
+        die "no apt source in $dir serves Debian bookworm main; add one" \
+            "(the harness takes its Debian mirror from there)"
+    echo "$uri"
 }
 
 # guest/build-initramfs.sh takes the arm64 guest's kernels and busybox out
@@ -87,7 +90,7 @@ add_arm64() {
 
 write_sources() {
     local mirror
-    mirror=$(debian_mirror)
+    mirror=$(debian_mirror) || exit 1
     cat > "$SOURCES.new" <<SRC
 # Added by the vmgenid harness: QEMU's source from unstable (sources only,
 # no binaries) and meson from bookworm-backports, from the mirror that
