@@ -482,15 +482,25 @@ static const VMStateDescription vmstate_vmgenid = {
 };
 
 /*
- * Every reset but the wakeup from S3 runs the firmware again, which
- * allocates the page anew: until it reports it, nothing is written. The
- * guest boots afresh, awake, reading the current GUID: nothing is pending.
+ * A reset runs the firmware again, which allocates the page anew: until
+ * it reports it, nothing is written. The guest boots afresh, awake,
+ * reading the current GUID: nothing is pending.
+ *
+ * Not so the wakeup from S3, nor a reset while the guest sleeps in S3:
+ * the firmware finds the S3 resume flag (on x86 in CMOS, which a reset
+ * keeps) and resumes the guest from its memory, where the page still is.
+ * For the guest both are a wakeup, and a change made while it slept is
+ * still to be told.
  */
 static void vmgenid_reset_hold(Object *obj, ResetType type)
 {
     VmGenIdState *s = VMGENID(obj);
 
     if (type == RESET_TYPE_WAKEUP) {
+        return;
+    }
+    if (s->asleep) {
+        s->asleep = false;
         return;
     }
     memset(s->vmgenid_addr_le, 0, sizeof(s->vmgenid_addr_le));

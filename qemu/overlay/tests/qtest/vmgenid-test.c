@@ -2258,6 +2258,15 @@ static void model_apply(Model *md, const Machine *m, SeqEvent ev)
         md->asleep = false;
         break;
     case EV_RESET:
+        if (md->status != ST_RUNNING) {
+            md->status = ST_PRELAUNCH;
+        }
+        md->was_suspended = false;
+        if (md->asleep) {
+            /* Firmware resumes the guest from S3: a wakeup to it. */
+            md->asleep = false;
+            break;
+        }
         /* Awake, nothing pending, no address until firmware reports it. */
         strcpy(md->told, md->guid);
         md->asleep = false;
@@ -2265,10 +2274,6 @@ static void model_apply(Model *md, const Machine *m, SeqEvent ev)
         if (m->kind == VIRT) {
             strcpy(md->dt, md->guid);
         }
-        if (md->status != ST_RUNNING) {
-            md->status = ST_PRELAUNCH;
-        }
-        md->was_suspended = false;
         break;
     case EV_REPORT:
         md->addr = true;
@@ -2955,9 +2960,11 @@ static const SeqCase seq_cases[] = {
       EV_CONT }, 4 },
     { NULL, "paused-set-savevm", { EV_STOP, EV_SET_NEW, EV_SAVEVM, EV_CONT,
       EV_LOADVM }, 5 },
-    /* A reset during S3 leaves the guest awake. */
+    /* A reset during S3 leaves the guest awake... */
     { NULL, "s3-reset-set", { EV_S3, EV_RESET, EV_CONT, EV_REPORT,
       EV_SET_NEW }, 5 },
+    /* ... and resumes it from S3: a change made meanwhile is told. */
+    { NULL, "s3-set-reset", { EV_S3, EV_SET_NEW, EV_RESET, EV_CONT }, 4 },
 };
 
 static void test_seq_case(const void *opaque)
