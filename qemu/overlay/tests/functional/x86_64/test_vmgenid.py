@@ -203,15 +203,16 @@ class VmGenIdTest(VmGenIdBase):
         # Running, watched by vmgenid-guest --watch.
         self.check_set(vm, 'q35', watch=True, again=False)
 
-        # Paused: guest memory has the value before cont.
+        # Paused: QMP has the value at once, guest memory only at cont,
+        # when the guest is told.
         addr = self.guid_address(vm)
         before = self.notices(vm)
-        guid = new_guid()
+        old, guid = self.qmp_guid(vm), new_guid()
         vm.cmd('stop')
         vm.cmd('set-vm-generation-id', guid=guid)
         memory = self.memory_guid(vm, addr)
         self.assertEqual((memory, self.qmp_guid(vm), self.status(vm)),
-                         (guid, guid, 'paused'),
+                         (old, guid, 'paused'),
                          f'set-vm-generation-id while paused: guest memory '
                          f'at {addr:#x}, QMP and state before cont')
         self.assertEqual(self.events(vm), [],
@@ -305,19 +306,68 @@ class VmGenIdTest(VmGenIdBase):
         self.assertNotIn(fresh, (guid, NULL_GUID),
                          f'paused destination: QMP {fresh}, expected a '
                          f'fresh GUID, not the source\'s {guid}')
-        self.assertEqual(memory, fresh, f'paused destination: guest memory '
-                         f'at {addr:#x} {memory}, QMP {fresh}')
+        self.assertEqual(memory, guid, f'paused destination: guest memory '
+                         f'at {addr:#x} {memory}, expected what the guest '
+                         f'was told of, {guid}')
         dst.cmd('set-vm-generation-id', guid=guid)
-        memory = self.memory_guid(dst, addr)
-        self.assertEqual(memory, guid, f'paused destination set to the '
-                         f'source GUID: guest memory at {addr:#x} {memory}, '
-                         f'expected {guid}')
         dst.cmd('cont')
         self.assert_guid(dst, guid, 'paused destination set to the '
                          'source GUID, then cont')
         self.assert_quiet(dst, before, 'paused destination set to the '
                           'source GUID, then cont')
+        dst.shutdown()
 
+        # A change made on the paused source, then a migration to a QEMU
+        # given the source's new GUID (as management does): the guest
+        # never ran with it, so it is told when it runs again.
+        src.cmd('cont')
+        before = self.notices(src)
+        src.cmd('stop')
+        changed = new_guid()
+        src.cmd('set-vm-generation-id', guid=changed)
+        self.assertEqual(self.memory_guid(src, addr), guid,
+                         'guest memory after a set while paused')
+        dst = self.start_incoming('changed', changed)
+        self.migrate(src, dst, state='paused')
+        dst.cmd('cont')
+        self.assert_notified(dst, before, changed, 'migration',
+                             'set while paused, migration to the new GUID')
+        self.assert_guid(dst, changed, 'set while paused, migration to the '
+                         'new GUID')
+
+    def check_s3_reset(self, firmware, append, s3):
+        """
+        system_reset while the guest sleeps in S3, then a GUID set while
+        it runs: the guest is told.  (The firmware finds QEMU's S3 resume
+        flag in CMOS, which a reset keeps, and resumes the guest.)
+        """
+        vm = self.start('default', new_guid(), firmware=firmware,
+                        append=append, extra=('-global', s3))
+        exec_command(self, '(echo mem > /sys/power/state; '
+                     'echo "@@res""umed@@") &', vm=vm)
+        self.assertIsNotNone(self.wait_qmp_event(vm, 'SUSPEND', 60),
+                             'the guest did not suspend to S3')
+        vm.cmd('system_reset')
+        self.assertIsNotNone(self.wait_qmp_event(vm, 'RESET', 60),
+                             'no RESET after system_reset')
+        # A reset out of S3 leaves the VM in prelaunch.
+        self.assertEqual(self.status(vm), 'prelaunch')
+        vm.cmd('cont')
+        self.console_wait(vm, '@@resumed@@')
+        self.assert_driver_bound(vm)
+        self.check_set(vm, f'{self.machine}: system_reset in S3, then set',
+                       again=False)
+
+    def test_s3_reset_pc(self):
+        self.set_machine('pc')
+        self.check_s3_reset('seabios', '', 'PIIX4_PM.disable_s3=0')
+
+    def test_s3_reset_q35(self):
+        if not all(os.path.exists(f) for f in OVMF):
+            self.skipTest(f'OVMF not found: {", ".join(OVMF)}')
+        self.set_machine('q35')
+        # OVMF: SeaBIOS cannot take q35 out of S3 (see test_q35_seabios).
+        self.check_s3_reset('ovmf', 'iomem=relaxed', 'ICH9-LPC.disable_s3=0')
 
 if __name__ == '__main__':
     VmGenIdBase.main()
