@@ -159,6 +159,22 @@ suite_qtest() {
     done < "$LOGS/qtest-cases"
 }
 
+# The vmgenid entry of analyze-migration.py's description of a stream is
+# the same for ours and upstream's, on every machine type both have.
+same_stream_desc() {
+    local t
+    for t in pc-i440fx-9.2 pc-q35-10.2 q35; do
+        diff -u <(python3 "$ROOT/harness/stream-desc.py" \
+                      "$BUILD/upstream/qemu-system-x86_64" "$t") \
+                <(python3 "$ROOT/harness/stream-desc.py" \
+                      "$BUILD/qemu-system-x86_64" "$t") || return 1
+    done
+}
+suite_stream() {
+    check "stream: analyze-migration.py describes vmgenid as upstream's" \
+        same_stream_desc
+}
+
 # --- 4. QEMU's coding style on every C file we own
 suite_style() {
     local f
@@ -227,9 +243,33 @@ suite_bench() {
         bash "$ROOT/harness/bench.sh" --smoke
 }
 
+# make check-sequences: only the qtests that explore orders of events,
+# longer than make check runs them (every sequence of VMGENID_SEQ_DEPTH
+# events, VMGENID_SEQ_RANDOM random ones of VMGENID_SEQ_LENGTH).
+if [ "${1:-}" = --sequences ]; then
+    export VMGENID_SEQ_DEPTH=${VMGENID_SEQ_DEPTH:-3}
+    export VMGENID_SEQ_RANDOM=${VMGENID_SEQ_RANDOM:-25}
+    export VMGENID_SEQ_LENGTH=${VMGENID_SEQ_LENGTH:-16}
+    export -f qtest qtest_case logfile
+    export OBJ SRC BUILD LOGS
+    for arch in x86_64 aarch64; do
+        qtest "$arch" -l | grep '/sequences/' | sed "s|^|$arch |"
+    done > "$LOGS/qtest-cases"
+    xargs -P 2 -L 1 bash -c 'qtest_case "$0" "$1"' < "$LOGS/qtest-cases"
+    while read -r arch t; do
+        log=$(logfile "qtest $arch $t")
+        tap_count "qtest" "$log" "$(cat "$log.rc")"
+        grep -h '^# .*\(sequences of\|seed\|disagree\)' "$log" || true
+    done < "$LOGS/qtest-cases"
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" = 0 ]
+    exit
+fi
+
 phase "suite: stripped base" suite_stripped
 phase "suite: tree" suite_tree
 phase "suite: qtest" suite_qtest
+phase "suite: stream" suite_stream
 phase "suite: style" suite_style
 phase "suite: series" suite_series
 phase "suite: docs" suite_docs
