@@ -142,21 +142,27 @@ qtest_case() {
     qtest "$1" --tap -p "$2" >"$log" 2>&1
     echo $? >"$log.rc"
 }
-# One process per test case, so that a failed assertion stops only its
-# own; two at a time, since each keeps about one core busy.
-suite_qtest() {
+# qtest_cases [PATTERN]: every qtest case (whose path matches PATTERN) in
+# a process of its own, so that a failed assertion stops only its own;
+# two at a time, since each keeps about one core busy. What the sequence
+# tests tell of their runs (counts, seeds) is shown too.
+qtest_cases() {
     local arch t log
-    build_step upstream pristine
     export -f qtest qtest_case logfile
     export OBJ SRC BUILD LOGS
     for arch in x86_64 aarch64; do
-        qtest "$arch" -l | grep '^/' | sed "s|^|$arch |"
+        qtest "$arch" -l | grep '^/' | grep -e "${1:-.}" | sed "s|^|$arch |"
     done > "$LOGS/qtest-cases"
     xargs -P 2 -L 1 bash -c 'qtest_case "$0" "$1"' < "$LOGS/qtest-cases"
     while read -r arch t; do
         log=$(logfile "qtest $arch $t")
         tap_count "qtest" "$log" "$(cat "$log.rc")"
+        grep -h '^# [a-z0-9]*: ' "$log" || true
     done < "$LOGS/qtest-cases"
+}
+suite_qtest() {
+    build_step upstream pristine
+    qtest_cases
 }
 
 # The vmgenid entry of analyze-migration.py's description of a stream is
@@ -250,17 +256,7 @@ if [ "${1:-}" = --sequences ]; then
     export VMGENID_SEQ_DEPTH=${VMGENID_SEQ_DEPTH:-3}
     export VMGENID_SEQ_RANDOM=${VMGENID_SEQ_RANDOM:-25}
     export VMGENID_SEQ_LENGTH=${VMGENID_SEQ_LENGTH:-16}
-    export -f qtest qtest_case logfile
-    export OBJ SRC BUILD LOGS
-    for arch in x86_64 aarch64; do
-        qtest "$arch" -l | grep '/sequences/' | sed "s|^|$arch |"
-    done > "$LOGS/qtest-cases"
-    xargs -P 2 -L 1 bash -c 'qtest_case "$0" "$1"' < "$LOGS/qtest-cases"
-    while read -r arch t; do
-        log=$(logfile "qtest $arch $t")
-        tap_count "qtest" "$log" "$(cat "$log.rc")"
-        grep -h '^# .*\(sequences of\|seed\|disagree\)' "$log" || true
-    done < "$LOGS/qtest-cases"
+    qtest_cases /sequences/
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" = 0 ]
     exit
