@@ -247,20 +247,20 @@ static void vmgenid_update_blob(VmGenIdState *s)
 }
 
 /*
- * Write @guid where the firmware put the page. Return whether it landed:
- * false before the firmware placed the page, or if the place is not (or no
- * longer) usable.
+ * Write the GUID the guest was told of where the firmware put the page.
+ * Return whether it landed: false before the firmware placed the page, or
+ * if the place is not (or no longer) usable.
  */
-static bool vmgenid_write_page(VmGenIdState *s, const QemuUUID *guid)
+static bool vmgenid_write_page(VmGenIdState *s)
 {
     uint64_t addr = vmgenid_guid_addr(s);
-    QemuUUID le = vmgenid_guest_order(guid);
+    QemuUUID le = vmgenid_guest_order(&s->told);
 
     if (!addr || !vmgenid_addr_ok(addr)) {
         return false;
     }
     if (trace_event_get_state_backends(TRACE_VMGENID_GUID_WRITE)) {
-        g_autofree char *text = qemu_uuid_unparse_strdup(guid);
+        g_autofree char *text = qemu_uuid_unparse_strdup(&s->told);
 
         trace_vmgenid_guid_write(addr, text);
     }
@@ -269,10 +269,10 @@ static bool vmgenid_write_page(VmGenIdState *s, const QemuUUID *guid)
                                &le, sizeof(le)) == MEMTX_OK;
 }
 
-/* QEMU's own page: nobody but QEMU writes it, so it always lands. */
-static bool vmgenid_write_dt(VmGenIdState *s, const QemuUUID *guid)
+/* The same in QEMU's own page: nobody else writes it, so it lands. */
+static bool vmgenid_write_dt(VmGenIdState *s)
 {
-    QemuUUID le = vmgenid_guest_order(guid);
+    QemuUUID le = vmgenid_guest_order(&s->told);
 
     if (!s->dt) {
         return false;
@@ -323,12 +323,12 @@ static void vmgenid_tell(VmGenIdState *s)
     s->told = s->guid;
     s->told_known = true;
     vmgenid_update_blob(s);
-    if (vmgenid_write_page(s, &s->told)) {
+    if (vmgenid_write_page(s)) {
         trace_vmgenid_notify("ACPI");
         acpi_send_event(DEVICE(vmgenid_acpi_device()),
                         ACPI_VMGENID_CHANGE_STATUS);
     }
-    if (vmgenid_write_dt(s, &s->told)) {
+    if (vmgenid_write_dt(s)) {
         trace_vmgenid_notify("interrupt");
         qemu_irq_pulse(s->irq);
     }
@@ -418,7 +418,7 @@ static void vmgenid_addr_written(void *opaque, off_t start, size_t len)
          * guest is told when it runs, and the page filled then.
          */
         if (s->told_known) {
-            vmgenid_write_page(s, &s->told);
+            vmgenid_write_page(s);
         }
     }
 }
@@ -509,7 +509,7 @@ static void vmgenid_reset_hold(Object *obj, ResetType type)
     s->told = s->guid;
     s->told_known = true;
     vmgenid_update_blob(s);
-    vmgenid_write_dt(s, &s->told);
+    vmgenid_write_dt(s);
 }
 
 /* At most VMGENID_QUOTE_MAX printable characters of @str, for messages. */
@@ -702,7 +702,7 @@ static void vmgenid_realize(DeviceState *dev, Error **errp)
     s->told = s->guid;
     s->told_known = true;
     vmgenid_update_blob(s);
-    vmgenid_write_dt(s, &s->told);
+    vmgenid_write_dt(s);
 
     qemu_add_vm_change_state_handler(vmgenid_vm_state_change, s);
     s->suspend_notifier.notify = vmgenid_suspended;
