@@ -367,8 +367,14 @@ static void vmgenid_set(VmGenIdState *s, const QemuUUID *guid,
 static void vmgenid_vm_state_change(void *opaque, bool running,
                                     RunState state)
 {
+    VmGenIdState *s = opaque;
+
+    /* Also a guest loaded in S3: it sleeps, though no suspend was seen. */
+    if (state == RUN_STATE_SUSPENDED) {
+        s->asleep = true;
+    }
     if (running) {
-        vmgenid_update(opaque);
+        vmgenid_update(s);
     }
 }
 
@@ -449,7 +455,12 @@ static int vmgenid_post_load(void *opaque, int version_id)
     memcpy(s->addr_file, s->vmgenid_addr_le, sizeof(s->addr_file));
     s->asleep = false;
     s->told_known = vmgenid_read_guest(s, &s->told, &block);
-    shared = s->told_known && block && migrate_ram_is_ignored(block);
+    /*
+     * Only an incoming migration can continue on the source's memory; a
+     * snapshot load restores RAM whatever the migration settings say.
+     */
+    shared = runstate_check(RUN_STATE_INMIGRATE) && s->told_known && block &&
+             migrate_ram_is_ignored(block);
     trace_vmgenid_post_load(s->told_known, shared);
     if (s->guid_auto) {
         if (shared) {
@@ -505,7 +516,6 @@ static void vmgenid_reset_hold(Object *obj, ResetType type)
     }
     memset(s->vmgenid_addr_le, 0, sizeof(s->vmgenid_addr_le));
     memset(s->addr_file, 0, sizeof(s->addr_file));
-    s->asleep = false;
     s->told = s->guid;
     s->told_known = true;
     vmgenid_update_blob(s);
