@@ -1535,6 +1535,24 @@ static bool qtest_has_type(const char *type)
     return found;
 }
 
+/*
+ * Confidential guests: their memory is not QEMU's to write. (SEV's object
+ * exists where QEMU is built with KVM; SEV-SNP and TDX need KVM before any
+ * device is created.)
+ */
+static void test_refused_confidential(void)
+{
+    if (!qtest_has_type("sev-guest")) {
+        g_test_skip("this QEMU has no sev-guest");
+        return;
+    }
+    assert_startup_error("-M q35,confidential-guest-support=sev0"
+                         " -object sev-guest,id=sev0,cbitpos=47,"
+                         "reduced-phys-bits=1 -device vmgenid",
+        "-device vmgenid: vmgenid cannot work with confidential guest"
+        " support: QEMU cannot write into the guest's private memory");
+}
+
 static void test_refused(void)
 {
     assert_startup_error("-M pc -device vmgenid -device vmgenid",
@@ -1547,21 +1565,6 @@ static void test_refused(void)
                          " -device vmgenid",
         "-device vmgenid: vmgenid needs fw_cfg with DMA, which this machine"
         " does not have or has disabled");
-    /*
-     * Confidential guests: their memory is not QEMU's to write. (SEV's
-     * object exists where QEMU is built with KVM; SEV-SNP and TDX need KVM
-     * before any device is created.)
-     */
-    if (qtest_has_type("sev-guest")) {
-        assert_startup_error("-M q35,confidential-guest-support=sev0"
-                             " -object sev-guest,id=sev0,cbitpos=47,"
-                             "reduced-phys-bits=1 -device vmgenid",
-            "-device vmgenid: vmgenid cannot work with confidential guest"
-            " support: QEMU cannot write into the guest's private memory");
-    } else {
-        g_test_message("no sev-guest: the refusal of confidential guests"
-                       " is not checked");
-    }
     assert_startup_error("-M isapc -device vmgenid",
         "-device vmgenid: Parameter 'driver' expects a dynamic sysbus device"
         " type for the machine");
@@ -2342,7 +2345,8 @@ typedef struct {
     const Machine *m;
     Model md;
     SeqVm *vm;
-    char *dir, *img, *uri;
+    Scratch tmp;                /* its folder, migration socket, ... */
+    char *img;                  /* ... and the disk all its processes use */
     const char *more;           /* for every process of the sequence */
     GHashTable *guids;          /* every GUID seen, to tell fresh ones */
     GString *why;               /* "": all agreed */
@@ -2518,7 +2522,7 @@ static bool seq_migrate(Seq *q, const char *guid, bool fail)
 
     /* A destination that is to fail does not touch the disk. */
     if (fail) {
-        q->img = g_build_filename(q->dir, "other.qcow2", NULL);
+        q->img = g_build_filename(q->tmp.dir, "other.qcow2", NULL);
         g_assert_true(mkimg(q->img, "qcow2", 1));
     }
     dst = seq_start(q, guid, "-incoming defer", !fail);
@@ -2532,9 +2536,9 @@ static bool seq_migrate(Seq *q, const char *guid, bool fail)
     g_hash_table_add(q->guids, g_strdup(before));
     qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-incoming',"
                              " 'arguments': {'uri': %s,"
-                             "  'exit-on-error': false}}", q->uri);
+                             "  'exit-on-error': false}}", q->tmp.uri);
     qtest_qmp_assert_success(q->vm->qts, "{'execute': 'migrate',"
-                             " 'arguments': {'uri': %s}}", q->uri);
+                             " 'arguments': {'uri': %s}}", q->tmp.uri);
     src_end = seq_migration_end(q->vm);
     dst_end = seq_migration_end(dst);
     if (strcmp(src_end, want) || strcmp(dst_end, want)) {
@@ -2687,9 +2691,8 @@ static bool seq_check(Seq *q)
 static void seq_init(Seq *q, const Machine *m, const char *more)
 {
     *q = (Seq) { .m = m, .more = more };
-    q->dir = g_dir_make_tmp("vmgenid-seq-XXXXXX", NULL);
-    q->img = g_build_filename(q->dir, "disk.qcow2", NULL);
-    q->uri = g_strdup_printf("unix:%s/sock", q->dir);
+    scratch_init(&q->tmp);
+    q->img = g_build_filename(q->tmp.dir, "disk.qcow2", NULL);
     q->guids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     q->why = g_string_new("");
     g_assert_true(mkimg(q->img, "qcow2", 1));
@@ -2704,11 +2707,8 @@ static void seq_free(Seq *q)
 {
     seq_quit(q->vm);
     unlink(q->img);
-    unlink(q->uri + strlen("unix:"));
-    rmdir(q->dir);
-    g_free(q->dir);
     g_free(q->img);
-    g_free(q->uri);
+    scratch_free(&q->tmp);
     g_hash_table_destroy(q->guids);
     g_string_free(q->why, true);
 }
@@ -3028,9 +3028,9 @@ static void test_shared_memory(const void *opaque)
         SeqVm *src = q.vm;
 
         qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-incoming',"
-                                 " 'arguments': {'uri': %s}}", q.uri);
+                                 " 'arguments': {'uri': %s}}", q.tmp.uri);
         qtest_qmp_assert_success(src->qts, "{'execute': 'migrate',"
-                                 " 'arguments': {'uri': %s}}", q.uri);
+                                 " 'arguments': {'uri': %s}}", q.tmp.uri);
         seq_assert_end(src, "completed");
         seq_assert_end(dst, "completed");
         seq_quit(src);
@@ -3051,9 +3051,9 @@ static void test_shared_memory(const void *opaque)
     qtest_qmp_assert_success(dst->qts, IGNORE_SHARED);
     qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-incoming',"
                              " 'arguments': {'uri': %s,"
-                             "  'exit-on-error': false}}", q.uri);
+                             "  'exit-on-error': false}}", q.tmp.uri);
     qtest_qmp_assert_success(q.vm->qts, "{'execute': 'migrate',"
-                             " 'arguments': {'uri': %s}}", q.uri);
+                             " 'arguments': {'uri': %s}}", q.tmp.uri);
     seq_assert_end(q.vm, "failed");
     seq_assert_end(dst, "failed");
     g_assert_cmpint(dst->changes, ==, 0);
@@ -3068,9 +3068,9 @@ static void test_shared_memory(const void *opaque)
     dst = seq_start(&q, other, "-incoming defer", true);
     qtest_qmp_assert_success(dst->qts, IGNORE_SHARED);
     qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-incoming',"
-                             " 'arguments': {'uri': %s}}", q.uri);
+                             " 'arguments': {'uri': %s}}", q.tmp.uri);
     qtest_qmp_assert_success(q.vm->qts, "{'execute': 'migrate',"
-                             " 'arguments': {'uri': %s}}", q.uri);
+                             " 'arguments': {'uri': %s}}", q.tmp.uri);
     seq_assert_end(q.vm, "completed");
     seq_assert_end(dst, "completed");
     seq_quit(q.vm);
@@ -3203,6 +3203,8 @@ int main(int argc, char **argv)
         qtest_add_func("vmgenid/bad-guid", test_bad_guid);
         qtest_add_func("vmgenid/bad-guid-long", test_bad_guid_long);
         qtest_add_func("vmgenid/refused", test_refused);
+        qtest_add_func("vmgenid/refused-confidential",
+                       test_refused_confidential);
         qtest_add_func("vmgenid/refused-qboot", test_refused_qboot);
     } else {
         qtest_add_func("vmgenid/refused", test_refused_virt);
