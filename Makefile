@@ -40,7 +40,7 @@ check-sequences: build
 clean:
 	rm -rf build/src build/edit build/qemu build/stripped* build/guest \
 	       build/vm build/demo build/check-logs build/upstream \
-	       build/series-check build/libvirt build/bench \
+	       build/series-check build/libvirt build/bench build/reduced* \
 	       build/qemu-system-x86_64 build/qemu-img
 
 # Our QEMU against upstream QEMU 10.2.2 (built in build/upstream) and

@@ -1,14 +1,18 @@
 #!/bin/bash
-# Configure (once, or when the options below change) and build the x86_64
-# and aarch64 emulators, qemu-img and the qtests we run, then link them
-# into build/.
+# Configure (once, or when the options below change) and build the x86_64,
+# i386 and aarch64 emulators, qemu-img and the qtests we run, then link
+# them into build/.
 #
-#   build.sh [TREE OUT LINKS [reference]]
+#   build.sh [TREE OUT LINKS [reference | reduced-x86_64 | reduced-aarch64]]
 #
-# Several trees are built the same way. A reference tree (the stripped
-# base, upstream QEMU) gets only the x86_64 emulator that its checks run,
-# with the same compiler options as ours, so that ccache serves every
-# object whose sources are alike.
+# Several trees are built the same way, with the same compiler options, so
+# that ccache serves every object whose sources are alike. A reference
+# tree (the stripped base, upstream QEMU) gets only the x86_64 emulator
+# that its checks run. A reduced build is one target without QEMU's
+# default devices, as distributions and QEMU's CI configure it: aarch64
+# with its "minimal" device set (virt), x86_64 with pc, q35 and microvm.
+# Neither has vmgenid (machines only imply it), so they show that the
+# machines link without the device.
 . "$(dirname "$0")/common.sh"
 
 TREE=${1:-$SRC}
@@ -19,15 +23,28 @@ REFERENCE=${4:-}
 # Debian's firmware packages, searched in this order (as Debian's qemu does).
 FIRMWARE_DIRS=(/usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu)
 
-if [ -n "$REFERENCE" ]; then
+DEVICES=()
+case $REFERENCE in
+reference)
+    TARGET_LIST=x86_64-softmmu
+    TARGETS=(qemu-system-x86_64)
+    DOCS=--disable-docs ;;
+reduced-aarch64)
+    TARGET_LIST=aarch64-softmmu
+    TARGETS=(qemu-system-aarch64)
+    DOCS=--disable-docs
+    DEVICES=(--without-default-devices --with-devices-aarch64=minimal) ;;
+reduced-x86_64)
     TARGET_LIST=x86_64-softmmu
     TARGETS=(qemu-system-x86_64)
     DOCS=--disable-docs
-else
-    TARGET_LIST=x86_64-softmmu,aarch64-softmmu
-    TARGETS=(qemu-system-x86_64 qemu-system-aarch64 qemu-img)
-    DOCS=--enable-docs         # built by make check, not by default
-fi
+    DEVICES=(--without-default-devices
+             "--with-devices-x86_64=$ROOT/harness/x86_64-pc-q35-microvm.mak") ;;
+*)
+    TARGET_LIST=x86_64-softmmu,i386-softmmu,aarch64-softmmu
+    TARGETS=(qemu-system-x86_64 qemu-system-i386 qemu-system-aarch64 qemu-img)
+    DOCS=--enable-docs ;;      # built by make check, not by default
+esac
 
 CONFIGURE_ARGS=(
     --prefix=/usr
@@ -36,6 +53,7 @@ CONFIGURE_ARGS=(
     --disable-modules          # never load a system QEMU's modules
     --disable-install-blobs    # Debian ships no prebuilt ROMs in its source
     "$DOCS"
+    ${DEVICES[@]+"${DEVICES[@]}"}
     --disable-rust --disable-download
     --disable-gtk --disable-sdl --disable-opengl --disable-vnc
     --disable-xen --disable-spice
@@ -55,7 +73,8 @@ configure() {
         tail -n 20 "$OUT/configure.log" >&2
         die "configure failed; the whole log is $OUT/configure.log"
     }
-    [ -f "$OUT/pc-bios/optionrom/config.mak" ] ||
+    [ "$TARGET_LIST" = aarch64-softmmu ] ||
+        [ -f "$OUT/pc-bios/optionrom/config.mak" ] ||
         die "configure found no 32-bit x86 compiler for the option ROMs: run 'make deps'"
     configure_stamp > "$OUT/harness-configure-args"
 }
@@ -87,7 +106,9 @@ fi
 # shellcheck disable=SC2086
 phase compile ninja -C "$OUT" "${TARGETS[@]}" $qtests
 # linuxboot_dma.bin (for -kernel), kvmvapic.bin, ...: built by make, not ninja.
-phase "option ROMs" make -s -C "$OUT" pc-bios/optionrom/all
+if [ "$TARGET_LIST" != aarch64-softmmu ]; then
+    phase "option ROMs" make -s -C "$OUT" pc-bios/optionrom/all
+fi
 link_firmware
 for t in "${TARGETS[@]}"; do
     ln -sfn "$OUT/$t" "$LINKS/$t"

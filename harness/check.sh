@@ -150,7 +150,7 @@ qtest_cases() {
     local arch t log
     export -f qtest qtest_case logfile
     export OBJ SRC BUILD LOGS
-    for arch in x86_64 aarch64; do
+    for arch in x86_64 i386 aarch64; do
         qtest "$arch" -l | grep '^/' | grep -e "${1:-.}" | sed "s|^|$arch |"
     done > "$LOGS/qtest-cases"
     xargs -P 2 -L 1 bash -c 'qtest_case "$0" "$1"' < "$LOGS/qtest-cases"
@@ -163,6 +163,39 @@ qtest_cases() {
 suite_qtest() {
     build_step upstream pristine
     qtest_cases
+}
+
+# --- 3a. builds without default devices (distributions' and QEMU CI's
+# reduced configurations): the machines link without vmgenid, and run
+# Each build folder sits beside build/qemu, so that the compiler sees the
+# same relative paths and ccache serves what the builds share.
+reduced_build() {
+    local arch=$1
+    mkdir -p "$BUILD/reduced"
+    check "reduced $arch QEMU builds without default devices" \
+        bash "$ROOT/harness/build.sh" "$SRC" "$BUILD/reduced-$arch" \
+            "$BUILD/reduced" "reduced-$arch"
+}
+# reduced_machine ARCH MACHINE: the machine starts and answers QMP, and
+# vmgenid is neither a device nor behind the QMP command.
+reduced_machine() {
+    local qemu=$BUILD/reduced/qemu-system-$1 out
+    out=$("$qemu" -M "$2" -display none -accel qtest -device vmgenid 2>&1) &&
+        return 1
+    echo "$out" | grep -F "'vmgenid' is not a valid device model name" || return 1
+    out=$(printf '%s\n' '{"execute":"qmp_capabilities"}' \
+              '{"execute":"query-vm-generation-id"}' '{"execute":"quit"}' |
+          "$qemu" -M "$2" -display none -accel qtest -qmp stdio)
+    echo "$out" | grep -F '"desc": "this QEMU has no vmgenid device"'
+}
+suite_reduced() {
+    local m
+    reduced_build aarch64
+    check "reduced aarch64: virt runs without vmgenid" reduced_machine aarch64 virt
+    reduced_build x86_64
+    for m in pc q35 microvm; do
+        check "reduced x86_64: $m runs without vmgenid" reduced_machine x86_64 "$m"
+    done
 }
 
 # The vmgenid entry of analyze-migration.py's description of a stream is
@@ -208,27 +241,107 @@ suite_docs() {
 # --- 5. real peers: Debian's Linux guests through QEMU's functional tests
 # tests/functional/ARCH/test_vmgenid.py: 6.1 on x86_64 pc/q35/microvm with
 # SeaBIOS and OVMF; 6.1 and 6.12 on aarch64 virt with AAVMF (ACPI) and
-# 6.12 booted directly (devicetree). Their logs go where meson would put
-# them, build/qemu/tests/functional/ARCH/.
+# 6.12 booted directly (devicetree). They build their guests from Debian
+# packages they declare as Assets, which QEMU's download cache must hold
+# (seed_assets): nothing is downloaded while they run. Their logs go
+# where meson would put them, build/qemu/tests/functional/ARCH/.
+TEST_CACHE=$BUILD/test-cache      # QEMU_TEST_CACHE_DIR of the tests
+functional_env() {
+    PYTHONPATH=$SRC/python:$SRC/tests/functional QEMU_BUILD_ROOT=$OBJ \
+    QEMU_TEST_CACHE_DIR=$TEST_CACHE QEMU_TEST_NO_DOWNLOAD=1 "$@"
+}
+
+# test_assets: every Asset (ASSET_* of a test class) of the vmgenid
+# functional tests, "SHA256 URL" a line, read from the tests themselves.
+test_assets() {
+    functional_env /usr/bin/python3 - "$SRC"/tests/functional/*/test_vmgenid.py <<'EOF'
+import importlib.util
+import sys
+from qemu_test import Asset
+
+for path in sys.argv[1:]:
+    spec = importlib.util.spec_from_file_location('test_vmgenid', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for cls in [c for c in vars(module).values() if isinstance(c, type)]:
+        for name, asset in vars(cls).items():
+            if name.startswith('ASSET_') and isinstance(asset, Asset):
+                print(asset.hash, asset.url)
+EOF
+}
+
+# apt_asset HASH URL DIR: download into DIR the package version that apt's
+# index gives the sha256 HASH, the package named by URL's file (NAME_VERSION_
+# ARCH.deb, without the epoch); print the file's path.
+apt_asset() {
+    local hash=$1 file=${2##*/} dir=$3 pkg arch version
+    file=$(printf '%b' "${file//%/\\x}")     # the URL's %XX decoded
+    pkg=${file%%_*} arch=${file##*_}
+    arch=${arch%.deb}
+    version=$(apt-cache show "$pkg:$arch" 2>/dev/null | awk -v h="$hash" '
+        /^Version: / { v = $2 } $1 == "SHA256:" && $2 == h { print v; exit }')
+    if [ -z "$version" ]; then
+        echo "apt has no $pkg:$arch with sha256 $hash; it has:" >&2
+        apt-cache show "$pkg:$arch" 2>&1 | grep -E '^(Version|SHA256):' >&2
+        return 1
+    fi
+    (cd "$dir" && apt-get download "$pkg:$arch=$version" 2>&1 |
+        grep -v '^W: Download is performed unsandboxed' >&2) || true
+    ls "$dir/${pkg}_"*"_$arch.deb"
+}
+
+# seed_assets: QEMU's download cache (TEST_CACHE/download, a file per
+# Asset named by its sha256) holds every Asset of the tests: the .deb
+# guest/build-initramfs.sh fetched with that sha256, else the package apt
+# has with it. An Asset that apt cannot give fails here, naming it.
+seed_assets() {
+    local cache=$TEST_CACHE/download asset hash url deb tmp
+    local -a assets
+    mkdir -p "$cache"
+    mapfile -t assets < <(test_assets | sort -u)
+    [ ${#assets[@]} -gt 0 ] || { echo "no Asset found in the tests"; return 1; }
+    for asset in "${assets[@]}"; do
+        read -r hash url <<<"$asset"
+        if [ -f "$cache/$hash" ] &&
+           [ "$(sha256sum <"$cache/$hash" | cut -d' ' -f1)" = "$hash" ]; then
+            echo "cached: $url"
+            continue
+        fi
+        deb=$(sha256sum "$BUILD"/guest/*.deb "$BUILD"/guest/*/*.deb 2>/dev/null |
+              awk -v h="$hash" '$1 == h { print $2; exit }')
+        tmp=
+        if [ -z "$deb" ]; then
+            tmp=$(mktemp -d "$cache/.apt.XXXXXX")
+            deb=$(apt_asset "$hash" "$url" "$tmp") ||
+                { echo "FAILED: no package for the Asset $url"; rm -rf "$tmp"; return 1; }
+        fi
+        if [ "$(sha256sum <"$deb" | cut -d' ' -f1)" != "$hash" ]; then
+            echo "FAILED: $deb does not have the sha256 $hash of the Asset $url"
+            rm -rf "$tmp"
+            return 1
+        fi
+        ln -f "$deb" "$cache/$hash" 2>/dev/null || cp -f "$deb" "$cache/$hash"
+        [ -z "$tmp" ] || rm -rf "$tmp"
+        echo "seeded: $url from $(basename "$deb")"
+    done
+}
+
 functional_vmgenid() {
-    local arch=$1 tmp=$OBJ/tests/functional/tmp guest=$BUILD/guest
+    local arch=$1 tmp=$OBJ/tests/functional/tmp
     mkdir -p "$tmp"
-    TMPDIR=$tmp QEMU_BUILD_ROOT=$OBJ \
-    PYTHONPATH=$SRC/python:$SRC/tests/functional \
+    TMPDIR=$tmp \
     QEMU_TEST_QEMU_BINARY=$BUILD/qemu-system-$arch \
     QEMU_TEST_QEMU_IMG=$BUILD/qemu-img \
-    QEMU_TEST_VMGENID_KERNEL=$guest/vmlinuz \
-    QEMU_TEST_VMGENID_INITRD=$guest/initramfs.cpio.gz \
-    QEMU_TEST_VMGENID_ARM64_KERNEL_61=$guest/arm64/vmlinuz-6.1 \
-    QEMU_TEST_VMGENID_ARM64_KERNEL_612=$guest/arm64/vmlinuz-6.12 \
-    QEMU_TEST_VMGENID_ARM64_INITRD=$guest/arm64/initramfs.cpio.gz \
     QEMU_TEST_VMGENID_ACCEL=$ACCEL \
-        timeout 1200 /usr/bin/python3 "$SRC/tests/functional/$arch/test_vmgenid.py"
+        functional_env timeout 1200 /usr/bin/python3 \
+            "$SRC/tests/functional/$arch/test_vmgenid.py"
 }
 suite_guest() {
     local tap_skip=fail   # a skipped guest test shows nothing: a failure
     check "guest: kernels and initramfs (guest/build-initramfs.sh)" \
         bash "$ROOT/guest/build-initramfs.sh"
+    check "guest: QEMU's download cache holds the functional tests' Assets" \
+        seed_assets
     tap guest functional_vmgenid x86_64
     tap guest functional_vmgenid aarch64
 }
@@ -265,6 +378,7 @@ fi
 phase "suite: stripped base" suite_stripped
 phase "suite: tree" suite_tree
 phase "suite: qtest" suite_qtest
+phase "suite: reduced" suite_reduced
 phase "suite: stream" suite_stream
 phase "suite: style" suite_style
 phase "suite: series" suite_series

@@ -15,14 +15,10 @@
 #include "qemu/bswap.h"
 #include "qemu/log.h"
 #include "qemu/module.h"
-#include "hw/acpi/acpi_dev_interface.h"
-#include "hw/acpi/aml-build.h"
-#include "hw/acpi/generic_event_device.h"
 #include "hw/acpi/vmgenid.h"
 #include "hw/boards.h"
 #include "hw/irq.h"
 #include "hw/nvram/fw_cfg.h"
-#include "hw/platform-bus.h"
 #include "migration/misc.h"
 #include "migration/vmstate.h"
 #include "system/address-spaces.h"
@@ -31,12 +27,6 @@
 
 /* How much of a rejected GUID string an error message quotes. */
 #define VMGENID_QUOTE_MAX 40
-
-/* The machine's ACPI device, which raises the change notification. */
-static Object *vmgenid_acpi_device(void)
-{
-    return object_resolve_path_type("", TYPE_ACPI_DEVICE_IF, NULL);
-}
 
 void vmgenid_add_acpi_table(GArray *table_offsets, GArray *table_data,
                             BIOSLinker *linker, const char *oem_id)
@@ -91,15 +81,11 @@ void vmgenid_add_acpi_table(GArray *table_offsets, GArray *table_data,
     aml_append(scope, dev);
     aml_append(ssdt, scope);
 
-    /*
-     * On PC machines ACPI_VMGENID_CHANGE_STATUS raises GPE 5. A Generic
-     * Event Device has an event of its own, which its _EVT handles.
-     */
-    if (!object_dynamic_cast(vmgenid_acpi_device(), TYPE_ACPI_GED)) {
+    /* Otherwise the machine's own AML handles its event. */
+    if (s->acpi_gpe) {
         scope = aml_scope("\\_GPE");
         method = aml_method("_E05", 0, AML_NOTSERIALIZED);
-        aml_append(method, aml_notify(aml_name("\\_SB.VGEN"),
-                                      aml_int(0x80)));
+        aml_append(method, vmgenid_build_notify());
         aml_append(scope, method);
         aml_append(ssdt, scope);
     }
@@ -152,20 +138,17 @@ static bool vmgenid_is_machine_ram(MemoryRegion *mr)
 }
 
 /*
- * Whether [@addr, @addr + @len) meets the machine's SMRAM windows (the
- * "smram" link of x86 machines). Those may map plain RAM into the normal
- * address space while the firmware has them open.
+ * Whether [@addr, @addr + @len) meets memory the front-end excluded, such
+ * as SMRAM, which plain RAM may back while the firmware has it open.
  */
-static bool vmgenid_in_smram(uint64_t addr, uint64_t len)
+static bool vmgenid_in_excluded(VmGenIdState *s, uint64_t addr, uint64_t len)
 {
-    Object *obj = object_property_get_link(qdev_get_machine(), "smram", NULL);
-    MemoryRegion *smram, *sub;
+    MemoryRegion *sub;
 
-    if (!obj) {
+    if (!s->excluded) {
         return false;
     }
-    smram = MEMORY_REGION(obj);
-    QTAILQ_FOREACH(sub, &smram->subregions, subregions_link) {
+    QTAILQ_FOREACH(sub, &s->excluded->subregions, subregions_link) {
         uint64_t start = sub->addr, size = int128_get64(sub->size);
 
         if (sub->enabled && addr < start + size && start < addr + len) {
@@ -181,7 +164,8 @@ static bool vmgenid_in_smram(uint64_t addr, uint64_t len)
  * in one piece of the machine's ordinary, writable RAM; then *@block, if
  * given, is the RAM block that holds them.
  */
-static const char *vmgenid_addr_problem(uint64_t addr, RAMBlock **block)
+static const char *vmgenid_addr_problem(VmGenIdState *s, uint64_t addr,
+                                        RAMBlock **block)
 {
     const uint64_t len = sizeof(QemuUUID);
     MemoryRegionSection sec;
@@ -206,8 +190,8 @@ static const char *vmgenid_addr_problem(uint64_t addr, RAMBlock **block)
     } else if (sec.readonly || memory_region_is_rom(sec.mr)) {
         /* E.g. BIOS shadow RAM that the PAM registers made read-only. */
         why = "is in read-only memory";
-    } else if (vmgenid_in_smram(addr, len)) {
-        why = "is in SMRAM";
+    } else if (vmgenid_in_excluded(s, addr, len)) {
+        why = s->excluded_why;
     } else if (memory_region_has_ram_discard_manager(sec.mr) &&
                !ram_discard_manager_is_populated(
                    memory_region_get_ram_discard_manager(sec.mr), &sec)) {
@@ -220,9 +204,9 @@ static const char *vmgenid_addr_problem(uint64_t addr, RAMBlock **block)
 }
 
 /* Check an address the guest reported; log and trace a refusal. */
-static bool vmgenid_addr_ok(uint64_t addr)
+static bool vmgenid_addr_ok(VmGenIdState *s, uint64_t addr)
 {
-    const char *why = vmgenid_addr_problem(addr, NULL);
+    const char *why = vmgenid_addr_problem(s, addr, NULL);
 
     if (why) {
         trace_vmgenid_addr_refused(addr, why);
@@ -256,7 +240,7 @@ static bool vmgenid_write_page(VmGenIdState *s)
     uint64_t addr = vmgenid_guid_addr(s);
     QemuUUID le = vmgenid_guest_order(&s->told);
 
-    if (!addr || !vmgenid_addr_ok(addr)) {
+    if (!addr || !vmgenid_addr_ok(s, addr)) {
         return false;
     }
     if (trace_event_get_state_backends(TRACE_VMGENID_GUID_WRITE)) {
@@ -293,7 +277,7 @@ static bool vmgenid_read_guest(VmGenIdState *s, QemuUUID *guid,
     uint64_t addr = vmgenid_guid_addr(s);
     QemuUUID le;
 
-    if (addr && !vmgenid_addr_problem(addr, block)) {
+    if (addr && !vmgenid_addr_problem(s, addr, block)) {
         if (address_space_read(&address_space_memory, addr,
                                MEMTXATTRS_UNSPECIFIED,
                                &le, sizeof(le)) != MEMTX_OK) {
@@ -323,10 +307,9 @@ static void vmgenid_tell(VmGenIdState *s)
     s->told = s->guid;
     s->told_known = true;
     vmgenid_update_blob(s);
-    if (vmgenid_write_page(s)) {
+    if (s->acpi_dev && vmgenid_write_page(s)) {
         trace_vmgenid_notify("ACPI");
-        acpi_send_event(DEVICE(vmgenid_acpi_device()),
-                        ACPI_VMGENID_CHANGE_STATUS);
+        acpi_send_event(DEVICE(s->acpi_dev), ACPI_VMGENID_CHANGE_STATUS);
     }
     if (vmgenid_write_dt(s)) {
         trace_vmgenid_notify("interrupt");
@@ -416,7 +399,7 @@ static void vmgenid_addr_written(void *opaque, off_t start, size_t len)
                       VMGENID_ADDR_FW_CFG_FILE, len, (long long)start);
         return;
     }
-    if (addr && vmgenid_addr_ok(addr)) {
+    if (addr && vmgenid_addr_ok(s, addr)) {
         stq_le_p(s->vmgenid_addr_le, addr);
         /*
          * No notification: the firmware runs, no OS yet. Unless a loaded
@@ -449,7 +432,7 @@ static int vmgenid_post_load(void *opaque, int version_id)
     QemuUUID guid = s->guid;
     bool shared;
 
-    if (addr && !vmgenid_addr_ok(addr)) {
+    if (addr && !vmgenid_addr_ok(s, addr)) {
         memset(s->vmgenid_addr_le, 0, sizeof(s->vmgenid_addr_le));
     }
     memcpy(s->addr_file, s->vmgenid_addr_le, sizeof(s->addr_file));
@@ -580,7 +563,7 @@ static void vmgenid_set_guid(Object *obj, const char *value, Error **errp)
     QemuUUID guid;
     bool is_auto;
 
-    if (!DEVICE(obj)->realized) {
+    if (!s->set_up) {
         if (vmgenid_parse_guid(value, &guid, &is_auto, errp)) {
             s->guid = guid;
             s->guid_auto = is_auto;
@@ -598,77 +581,37 @@ static void vmgenid_set_guid(Object *obj, const char *value, Error **errp)
     }
 }
 
-/*
- * Whether the guest can find the GUID through ACPI: that needs ACPI
- * tables, an ACPI device to signal changes, and fw_cfg DMA for firmware
- * that carries out the linker/loader's WRITE_POINTER, by which it reports
- * the GUID's address.
- */
-static bool vmgenid_acpi_usable(Error **errp)
+void vmgenid_use_acpi(VmGenIdState *s, AcpiDeviceIf *acpi_dev, bool gpe)
 {
-    MachineState *ms = MACHINE(qdev_get_machine());
-    g_autofree char *acpi = NULL;
-    g_autofree char *firmware = NULL;
-    bool ambiguous;
+    s->acpi_dev = acpi_dev;
+    s->acpi_gpe = gpe;
+}
 
-    /* Machines that build ACPI tables have an OnOffAuto "acpi" property. */
-    if (object_property_find(OBJECT(ms), "acpi")) {
-        acpi = object_property_get_str(OBJECT(ms), "acpi", NULL);
-    }
-    if (!g_strcmp0(acpi, "off")) {
-        error_setg(errp, "%s needs ACPI, which is disabled (acpi=off)",
-                   TYPE_VMGENID);
-        return false;
-    }
-    if (!object_resolve_path_type("", TYPE_ACPI_DEVICE_IF, &ambiguous) &&
-        !ambiguous) {
-        error_setg(errp, "%s needs an ACPI power management device, which"
-                   " this machine does not have", TYPE_VMGENID);
-        return false;
-    }
+void vmgenid_use_dt(VmGenIdState *s)
+{
+    s->dt = true;
+}
+
+void vmgenid_exclude(VmGenIdState *s, MemoryRegion *mr, const char *why)
+{
+    s->excluded = mr;
+    s->excluded_why = why;
+}
+
+/*
+ * The firmware's page, and the fw_cfg files by which it is placed. It
+ * reports the GUID's address by the linker/loader's WRITE_POINTER, which
+ * needs fw_cfg DMA.
+ */
+static bool vmgenid_init_acpi(VmGenIdState *s, Error **errp)
+{
+    FWCfgState *fw_cfg = fw_cfg_find();
+
     if (!bios_linker_loader_can_write_pointer()) {
         error_setg(errp, "%s needs fw_cfg with DMA, which this machine does"
                    " not have or has disabled", TYPE_VMGENID);
         return false;
     }
-    /* qboot stops at the first linker/loader command it does not know. */
-    firmware = ms->firmware ? g_path_get_basename(ms->firmware) : NULL;
-    if (firmware && g_str_has_prefix(firmware, "qboot")) {
-        error_setg(errp, "%s needs firmware that carries out ACPI"
-                   " WRITE_POINTER commands, which qboot does not",
-                   TYPE_VMGENID);
-        error_append_hint(errp, "Leave out -bios to use the machine's"
-                          " default firmware.\n");
-        return false;
-    }
-    return true;
-}
-
-/*
- * A platform bus (Arm virt) gives dynamic sysbus devices an address, an
- * interrupt and a devicetree node: there QEMU offers a page of its own.
- */
-static bool vmgenid_init_dt(VmGenIdState *s, Error **errp)
-{
-    if (!object_resolve_path_type("", TYPE_PLATFORM_BUS_DEVICE, NULL)) {
-        return true;
-    }
-    /* RAM the guest cannot write, so that it reads it as plain memory. */
-    if (!memory_region_init_rom(&s->dt_page, OBJECT(s), "vmgenid.guid",
-                                VMGENID_DT_SIZE, errp)) {
-        return false;
-    }
-    sysbus_init_mmio(SYS_BUS_DEVICE(s), &s->dt_page);
-    sysbus_init_irq(SYS_BUS_DEVICE(s), &s->irq);
-    s->dt = true;
-    return true;
-}
-
-/* The firmware's page, and the fw_cfg files by which it is placed. */
-static void vmgenid_init_acpi(VmGenIdState *s)
-{
-    FWCfgState *fw_cfg = fw_cfg_find();
-
     s->page = g_array_sized_new(false, true, 1, VMGENID_FW_CFG_SIZE);
     g_array_set_size(s->page, VMGENID_FW_CFG_SIZE);
     vmgenid_update_blob(s);
@@ -677,13 +620,36 @@ static void vmgenid_init_acpi(VmGenIdState *s)
     fw_cfg_add_file_callback(fw_cfg, VMGENID_ADDR_FW_CFG_FILE, NULL,
                              vmgenid_addr_written, s, s->addr_file,
                              sizeof(s->addr_file), false);
+    return true;
 }
 
+/* QEMU's own page, read-only for the guest, which reads it as memory. */
+static bool vmgenid_init_dt(VmGenIdState *s, Error **errp)
+{
+    if (!memory_region_init_rom(&s->dt_page, OBJECT(s), "vmgenid.guid",
+                                VMGENID_DT_SIZE, errp)) {
+        return false;
+    }
+    sysbus_init_mmio(SYS_BUS_DEVICE(s), &s->dt_page);
+    sysbus_init_irq(SYS_BUS_DEVICE(s), &s->irq);
+    return true;
+}
+
+/*
+ * Realized once for the machine's lifetime: fw_cfg files cannot be taken
+ * back. QEMU gives a device no way to refuse qom-set of realized=false, so
+ * vmgenid_unrealize() keeps everything working, and realizing it again
+ * finds it set up.
+ */
 static void vmgenid_realize(DeviceState *dev, Error **errp)
 {
     VmGenIdState *s = VMGENID(dev);
-    Error *acpi_err = NULL;
 
+    if (s->set_up) {
+        /* qdev registers the section again, as at the first realize. */
+        vmstate_unregister(VMSTATE_IF(dev), &vmstate_vmgenid, s);
+        return;
+    }
     if (!vmgenid_find()) {
         error_setg(errp, "only one %s device is allowed", TYPE_VMGENID);
         return;
@@ -695,17 +661,16 @@ static void vmgenid_realize(DeviceState *dev, Error **errp)
                    TYPE_VMGENID);
         return;
     }
-    if (!vmgenid_init_dt(s, errp)) {
+    if (!s->acpi_dev && !s->dt) {
+        error_setg(errp, "this machine gives the guest no way to find the"
+                   " %s GUID", TYPE_VMGENID);
         return;
     }
-    if (vmgenid_acpi_usable(&acpi_err)) {
-        vmgenid_init_acpi(s);
-    } else if (!s->dt) {
-        /* Neither way would let the guest find the GUID. */
-        error_propagate(errp, acpi_err);
+    if (s->acpi_dev && !vmgenid_init_acpi(s, errp)) {
         return;
-    } else {
-        error_free(acpi_err);
+    }
+    if (s->dt && !vmgenid_init_dt(s, errp)) {
+        return;
     }
 
     /* The first generation is the one the guest boots with. */
@@ -720,13 +685,21 @@ static void vmgenid_realize(DeviceState *dev, Error **errp)
     s->wakeup_notifier.notify = vmgenid_woken;
     qemu_register_wakeup_notifier(&s->wakeup_notifier);
 
-    /*
-     * fw_cfg files cannot be taken back, and the guest would keep a GUID
-     * that no longer changes: the device stays as long as the machine.
-     */
+    /* The guest would keep a GUID that no longer changes. */
     error_setg(&s->unplug_blocker, "the %s device cannot be removed",
                TYPE_VMGENID);
     qdev_add_unplug_blocker(dev, s->unplug_blocker);
+    s->set_up = true;
+}
+
+/*
+ * qom-set of realized=false, after qdev dropped the migration section:
+ * the device keeps working, and its state must keep travelling.
+ */
+static void vmgenid_unrealize(DeviceState *dev)
+{
+    vmstate_register(VMSTATE_IF(dev), VMSTATE_INSTANCE_ID_ANY,
+                     &vmstate_vmgenid, dev);
 }
 
 static void vmgenid_instance_init(Object *obj)
@@ -744,6 +717,7 @@ static void vmgenid_class_init(ObjectClass *klass, const void *data)
 
     dc->desc = "VM Generation ID";
     dc->realize = vmgenid_realize;
+    dc->unrealize = vmgenid_unrealize;
     dc->vmsd = &vmstate_vmgenid;
     rc->phases.hold = vmgenid_reset_hold;
     set_bit(DEVICE_CATEGORY_MISC, dc->categories);

@@ -7,6 +7,8 @@
 #ifndef HW_ACPI_VMGENID_H
 #define HW_ACPI_VMGENID_H
 
+#include "hw/acpi/acpi_dev_interface.h"
+#include "hw/acpi/aml-build.h"
 #include "hw/acpi/bios-linker-loader.h"
 #include "hw/sysbus.h"
 #include "qapi/qapi-types-machine.h"
@@ -54,15 +56,25 @@ struct VmGenIdState {
     bool told_known;
     VmGenerationIdReason reason;
     bool asleep;            /* suspended to RAM, until wakeup or reset */
+    bool set_up;            /* realized once; see vmgenid_realize() */
 
-    /* ACPI: a page the firmware places, notified through the ACPI device */
+    /*
+     * What the machine's front-end chose before realize: how the guest
+     * finds the GUID and how it is told of a change.
+     */
+    AcpiDeviceIf *acpi_dev; /* ACPI: the device that raises the event */
+    bool acpi_gpe;          /* ... as GPE 5, handled by the SSDT's _E05 */
+    bool dt;                /* devicetree: QEMU's own page, an interrupt */
+    MemoryRegion *excluded; /* enabled subregions: never the GUID's place */
+    const char *excluded_why;
+
+    /* ACPI: a page the firmware places */
     GArray *page;           /* VMGENID_GUID_FW_CFG_FILE; NULL: no ACPI */
     uint8_t addr_file[8];   /* VMGENID_ADDR_FW_CFG_FILE as the guest wrote it */
     /* The GUID address in use (migrated; named as always); 0: none */
     uint8_t vmgenid_addr_le[8];
 
-    /* Devicetree: QEMU's own page on the platform bus, and an interrupt */
-    bool dt;
+    /* Devicetree: the page on the platform bus, and its interrupt */
     MemoryRegion dt_page;
     qemu_irq irq;
 
@@ -81,9 +93,40 @@ static inline VmGenIdState *vmgenid_find(void)
 }
 
 /*
+ * Front-ends. A machine that hosts the device routes it to its hotplug
+ * handler, whose pre_plug callback says how the guest finds the GUID:
+ *
+ * vmgenid_use_acpi(): through the SSDT that vmgenid_add_acpi_table()
+ * builds, in a page the firmware places; @acpi_dev raises the change
+ * event, as GPE 5 if @gpe (the SSDT then handles it), otherwise as an
+ * event of its own that the machine's AML handles with
+ * vmgenid_build_notify().
+ *
+ * vmgenid_use_dt(): in a page of QEMU's own that the machine maps on its
+ * platform bus and describes in its devicetree (VMGENID_DT_COMPATIBLE),
+ * with the device's interrupt.
+ *
+ * vmgenid_exclude(): memory that the guest must never make QEMU write the
+ * GUID to, such as SMRAM: every enabled subregion of @mr. @why says where
+ * such an address is, for the log: "is in SMRAM".
+ */
+void vmgenid_use_acpi(VmGenIdState *s, AcpiDeviceIf *acpi_dev, bool gpe);
+void vmgenid_use_dt(VmGenIdState *s);
+void vmgenid_exclude(VmGenIdState *s, MemoryRegion *mr, const char *why);
+
+/* The ACPI path of the device that the SSDT describes */
+#define VMGENID_ACPI_PATH "\\_SB.VGEN"
+
+/* The AML that tells the guest's OS of a new GUID */
+static inline Aml *vmgenid_build_notify(void)
+{
+    return aml_notify(aml_name(VMGENID_ACPI_PATH), aml_int(0x80));
+}
+
+/*
  * Append the SSDT of the machine's vmgenid device and its linker/loader
  * commands, if the machine has the device and its guest finds the GUID
- * through ACPI (that needs firmware which runs the linker/loader).
+ * through ACPI.
  */
 void vmgenid_add_acpi_table(GArray *table_offsets, GArray *table_data,
                             BIOSLinker *linker, const char *oem_id);
