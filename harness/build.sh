@@ -3,16 +3,20 @@
 # i386 and aarch64 emulators, qemu-img and the qtests we run, then link
 # them into build/.
 #
-#   build.sh [TREE OUT LINKS [reference | reduced-x86_64 | reduced-aarch64]]
+#   build.sh [TREE OUT LINKS [reference | reduced]]
 #
-# Several trees are built the same way, with the same compiler options, so
-# that ccache serves every object whose sources are alike. A reference
-# tree (the stripped base, upstream QEMU) gets only the x86_64 emulator
-# that its checks run. A reduced build is one target without QEMU's
-# default devices, as distributions and QEMU's CI configure it: aarch64
-# with its "minimal" device set (virt), x86_64 with pc, q35 and microvm.
-# Neither has vmgenid (machines only imply it), so they show that the
-# machines link without the device.
+# Several trees are built the same way. A reference tree (the stripped
+# base, upstream QEMU) gets only the x86_64 emulator that its checks run.
+# The reduced build is ours without QEMU's default devices, as QEMU's CI
+# and distributions configure it: aarch64 with its "minimal" device set
+# (virt), x86_64 with pc, q35 and microvm only. Neither has vmgenid
+# (machines only imply it), so it shows that the machines link without it.
+#
+# ccache serves only objects built with the same generated headers, and
+# config-poison.h lists every device a build has: the reference trees
+# (their QAPI differs from ours) and the reduced build share nothing with
+# our build, so they are built without debug information, which is
+# quicker to compile and to link.
 . "$(dirname "$0")/common.sh"
 
 TREE=${1:-$SRC}
@@ -23,23 +27,23 @@ REFERENCE=${4:-}
 # Debian's firmware packages, searched in this order (as Debian's qemu does).
 FIRMWARE_DIRS=(/usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu)
 
-DEVICES=()
+EXTRA=()
 case $REFERENCE in
 reference)
     TARGET_LIST=x86_64-softmmu
     TARGETS=(qemu-system-x86_64)
-    DOCS=--disable-docs ;;
-reduced-aarch64)
-    TARGET_LIST=aarch64-softmmu
-    TARGETS=(qemu-system-aarch64)
     DOCS=--disable-docs
-    DEVICES=(--without-default-devices --with-devices-aarch64=minimal) ;;
-reduced-x86_64)
-    TARGET_LIST=x86_64-softmmu
-    TARGETS=(qemu-system-x86_64)
+    EXTRA=(--disable-debug-info) ;;
+reduced)
+    TARGET_LIST=x86_64-softmmu,aarch64-softmmu
+    TARGETS=(qemu-system-x86_64 qemu-system-aarch64)
     DOCS=--disable-docs
-    DEVICES=(--without-default-devices
-             "--with-devices-x86_64=$ROOT/harness/x86_64-pc-q35-microvm.mak") ;;
+    # configure takes device files by name from the tree's configs/devices.
+    cp "$ROOT/harness/x86_64-pc-q35-microvm.mak" \
+       "$TREE/configs/devices/x86_64-softmmu/pc-q35-microvm.mak"
+    EXTRA=(--disable-debug-info --without-default-devices
+           --with-devices-aarch64=minimal
+           --with-devices-x86_64=pc-q35-microvm) ;;
 *)
     TARGET_LIST=x86_64-softmmu,i386-softmmu,aarch64-softmmu
     TARGETS=(qemu-system-x86_64 qemu-system-i386 qemu-system-aarch64 qemu-img)
@@ -53,7 +57,7 @@ CONFIGURE_ARGS=(
     --disable-modules          # never load a system QEMU's modules
     --disable-install-blobs    # Debian ships no prebuilt ROMs in its source
     "$DOCS"
-    ${DEVICES[@]+"${DEVICES[@]}"}
+    ${EXTRA[@]+"${EXTRA[@]}"}
     --disable-rust --disable-download
     --disable-gtk --disable-sdl --disable-opengl --disable-vnc
     --disable-xen --disable-spice
@@ -73,8 +77,7 @@ configure() {
         tail -n 20 "$OUT/configure.log" >&2
         die "configure failed; the whole log is $OUT/configure.log"
     }
-    [ "$TARGET_LIST" = aarch64-softmmu ] ||
-        [ -f "$OUT/pc-bios/optionrom/config.mak" ] ||
+    [ -f "$OUT/pc-bios/optionrom/config.mak" ] ||
         die "configure found no 32-bit x86 compiler for the option ROMs: run 'make deps'"
     configure_stamp > "$OUT/harness-configure-args"
 }
@@ -106,9 +109,7 @@ fi
 # shellcheck disable=SC2086
 phase compile ninja -C "$OUT" "${TARGETS[@]}" $qtests
 # linuxboot_dma.bin (for -kernel), kvmvapic.bin, ...: built by make, not ninja.
-if [ "$TARGET_LIST" != aarch64-softmmu ]; then
-    phase "option ROMs" make -s -C "$OUT" pc-bios/optionrom/all
-fi
+phase "option ROMs" make -s -C "$OUT" pc-bios/optionrom/all
 link_firmware
 for t in "${TARGETS[@]}"; do
     ln -sfn "$OUT/$t" "$LINKS/$t"

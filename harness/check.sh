@@ -87,31 +87,11 @@ lines() {
     fi
 }
 
-# --- 1. the stripped base builds alone and has no trace of vmgenid
-STRIPPED=$BUILD/stripped
-stripped_qemu() {
-    "$STRIPPED/qemu-system-x86_64" -display none -accel qtest "$@"
-}
-no_device() {
-    local out
-    out=$(stripped_qemu -M pc -device vmgenid 2>&1) && return 1
-    echo "$out" | grep -F "'vmgenid' is not a valid device model name" &&
-        ! stripped_qemu -M none -device help | grep -w vmgenid
-}
-no_command() {
-    local out
-    out=$(printf '%s\n' '{"execute":"qmp_capabilities"}' \
-              '{"execute":"query-commands"}' '{"execute":"quit"}' |
-          stripped_qemu -M none -qmp stdio)
-    echo "$out" | grep -q '"query-status"' &&
-        ! echo "$out" | grep -q 'vm-generation-id'
-}
+# --- 1. the stripped base has no trace of vmgenid (make series-check
+# builds it, as the series' base, and checks that it has no device)
 suite_stripped() {
-    build_step stripped stripped
-    check "stripped base has no vmgenid device" no_device
-    check "stripped base has no query-vm-generation-id" no_command
     check "stripped tree has no upstream vmgenid file" \
-        bash -c "! git -C '$STRIPPED/src' ls-files | grep -i vmgenid"
+        bash -c "! git -C '$SRC' ls-tree -r --name-only stripped | grep -i vmgenid"
 }
 
 # --- 2. the prepared tree differs from the stripped base only by our work
@@ -165,21 +145,23 @@ suite_qtest() {
     qtest_cases
 }
 
-# --- 3a. builds without default devices (distributions' and QEMU CI's
-# reduced configurations): the machines link without vmgenid, and run
-# Each build folder sits beside build/qemu, so that the compiler sees the
-# same relative paths and ccache serves what the builds share.
-reduced_build() {
-    local arch=$1
-    mkdir -p "$BUILD/reduced"
-    check "reduced $arch QEMU builds without default devices" \
-        bash "$ROOT/harness/build.sh" "$SRC" "$BUILD/reduced-$arch" \
-            "$BUILD/reduced" "reduced-$arch"
+# --- 3a. a build without default devices (QEMU CI's and distributions'
+# reduced configurations): the machines link and run without vmgenid
+REDUCED=$BUILD/reduced
+suite_reduced() {
+    local m
+    mkdir -p "$REDUCED"
+    check "reduced: QEMU builds without default devices" \
+        bash "$ROOT/harness/build.sh" "$SRC" "$REDUCED/qemu" "$REDUCED" reduced
+    check "reduced: aarch64 virt runs without vmgenid" reduced_machine aarch64 virt
+    for m in pc q35 microvm; do
+        check "reduced: x86_64 $m runs without vmgenid" reduced_machine x86_64 "$m"
+    done
 }
 # reduced_machine ARCH MACHINE: the machine starts and answers QMP, and
 # vmgenid is neither a device nor behind the QMP command.
 reduced_machine() {
-    local qemu=$BUILD/reduced/qemu-system-$1 out
+    local qemu=$REDUCED/qemu-system-$1 out
     out=$("$qemu" -M "$2" -display none -accel qtest -device vmgenid 2>&1) &&
         return 1
     echo "$out" | grep -F "'vmgenid' is not a valid device model name" || return 1
@@ -187,15 +169,6 @@ reduced_machine() {
               '{"execute":"query-vm-generation-id"}' '{"execute":"quit"}' |
           "$qemu" -M "$2" -display none -accel qtest -qmp stdio)
     echo "$out" | grep -F '"desc": "this QEMU has no vmgenid device"'
-}
-suite_reduced() {
-    local m
-    reduced_build aarch64
-    check "reduced aarch64: virt runs without vmgenid" reduced_machine aarch64 virt
-    reduced_build x86_64
-    for m in pc q35 microvm; do
-        check "reduced x86_64: $m runs without vmgenid" reduced_machine x86_64 "$m"
-    done
 }
 
 # The vmgenid entry of analyze-migration.py's description of a stream is
@@ -290,40 +263,45 @@ apt_asset() {
     ls "$dir/${pkg}_"*"_$arch.deb"
 }
 
+# asset_file HASH URL DIR: a .deb with the sha256 HASH: the one
+# guest/build-initramfs.sh fetched, else the package apt has with it,
+# downloaded into DIR.
+asset_file() {
+    local deb
+    deb=$(sha256sum "$BUILD"/guest/*.deb "$BUILD"/guest/*/*.deb 2>/dev/null |
+          awk -v h="$1" '$1 == h { print $2; exit }')
+    if [ -n "$deb" ]; then echo "$deb"; else apt_asset "$@"; fi
+}
+
 # seed_assets: QEMU's download cache (TEST_CACHE/download, a file per
-# Asset named by its sha256) holds every Asset of the tests: the .deb
-# guest/build-initramfs.sh fetched with that sha256, else the package apt
-# has with it. An Asset that apt cannot give fails here, naming it.
+# Asset named by its sha256) holds every Asset of the tests, each checked
+# against its sha256. An Asset that apt cannot give fails here, named.
 seed_assets() {
-    local cache=$TEST_CACHE/download asset hash url deb tmp
+    local cache=$TEST_CACHE/download asset hash url deb tmp rc=0
     local -a assets
     mkdir -p "$cache"
     mapfile -t assets < <(test_assets | sort -u)
     [ ${#assets[@]} -gt 0 ] || { echo "no Asset found in the tests"; return 1; }
+    tmp=$(mktemp -d "$cache/.apt.XXXXXX")
     for asset in "${assets[@]}"; do
         read -r hash url <<<"$asset"
         if [ -f "$cache/$hash" ] &&
            [ "$(sha256sum <"$cache/$hash" | cut -d' ' -f1)" = "$hash" ]; then
             echo "cached: $url"
-            continue
+        elif ! deb=$(asset_file "$hash" "$url" "$tmp"); then
+            echo "FAILED: apt has no package for the Asset $url" \
+                 "(sha256 $hash): the test names another version"
+            rc=1
+        elif [ "$(sha256sum <"$deb" | cut -d' ' -f1)" != "$hash" ]; then
+            echo "FAILED: $deb does not have the sha256 $hash of $url"
+            rc=1
+        else
+            ln -f "$deb" "$cache/$hash" 2>/dev/null || cp -f "$deb" "$cache/$hash"
+            echo "seeded: $url from $(basename "$deb")"
         fi
-        deb=$(sha256sum "$BUILD"/guest/*.deb "$BUILD"/guest/*/*.deb 2>/dev/null |
-              awk -v h="$hash" '$1 == h { print $2; exit }')
-        tmp=
-        if [ -z "$deb" ]; then
-            tmp=$(mktemp -d "$cache/.apt.XXXXXX")
-            deb=$(apt_asset "$hash" "$url" "$tmp") ||
-                { echo "FAILED: no package for the Asset $url"; rm -rf "$tmp"; return 1; }
-        fi
-        if [ "$(sha256sum <"$deb" | cut -d' ' -f1)" != "$hash" ]; then
-            echo "FAILED: $deb does not have the sha256 $hash of the Asset $url"
-            rm -rf "$tmp"
-            return 1
-        fi
-        ln -f "$deb" "$cache/$hash" 2>/dev/null || cp -f "$deb" "$cache/$hash"
-        [ -z "$tmp" ] || rm -rf "$tmp"
-        echo "seeded: $url from $(basename "$deb")"
     done
+    rm -rf "$tmp"
+    return $rc
 }
 
 functional_vmgenid() {

@@ -1,10 +1,13 @@
 #!/bin/bash
 # make series-check: every patch of series/ builds and works on its own.
 #
-# In a fresh worktree of build/src at the series' base, git am the patches
+# In a fresh worktree of build/src at the series' base, build the base
+# (it has neither the device nor its commands), then git am the patches
 # one at a time; after each, build with harness/build.sh in
-# build/series-check/qemu (sharing ccache with the other builds) and run
-# the checks that what the tree holds by then allows:
+# build/series-check/qemu (sharing ccache with the other builds), build
+# the configuration without default devices (harness/build.sh reduced) in
+# build/series-check/reduced, and run the checks that what the tree holds
+# by then allows:
 #   always                           the emulator starts (pc and q35)
 #   QAPI declares the commands       query-/set-vm-generation-id exist
 #   hw/acpi/vmgenid.c is there       the vmgenid device exists
@@ -75,6 +78,14 @@ has_device() {
         grep -F 'name "vmgenid"'
 }
 
+# The base: upstream's vmgenid is gone, device and commands.
+has_nothing() {
+    local out
+    out=$(echo '{"execute":"query-commands"}' | qmp -M q35)
+    echo "$out" | grep -q '"name": "query-status"' || return 1
+    ! echo "$out" | grep -q 'vm-generation-id' && ! has_device
+}
+
 on_machines() {
     local m out
     for m in pc q35; do
@@ -121,7 +132,7 @@ base=${base:-$(git -C "$SRC" rev-parse stripped)}
 # by someone else must not decide the result).
 ours=$(git -C "$SRC" rev-parse -q --verify 'ours^{tree}') || true
 
-mkdir -p "$DIR"
+mkdir -p "$DIR" "$DIR/reduced"
 if [ -e "$WT" ]; then
     git -C "$SRC" worktree remove --force "$WT" 2>/dev/null || rm -rf "$WT"
 fi
@@ -139,6 +150,14 @@ am() {
 
 start=$SECONDS
 total=${#patches[@]}
+t=$SECONDS
+if bash "$ROOT/harness/build.sh" "$WT" "$OUT" "$DIR" >"$LOGS/00-build.log" 2>&1; then
+    pass "0/$total the base builds, $((SECONDS - t)) s"
+    check "0/$total the base has no vmgenid device and no commands" \
+        "$LOGS/00-none.log" has_nothing
+else
+    fail "0/$total the base builds (log: ${LOGS#"$ROOT"/}/00-build.log)"
+fi
 n=0
 for patch in "${patches[@]}"; do
     n=$((n + 1))
@@ -159,6 +178,14 @@ for patch in "${patches[@]}"; do
         continue
     fi
     pass "$tag: builds, $((SECONDS - t)) s"
+    t=$SECONDS
+    if bash "$ROOT/harness/build.sh" "$WT" "$DIR/reduced/qemu" "$DIR/reduced" \
+            reduced >"$log-reduced.log" 2>&1; then
+        pass "$tag: builds without default devices, $((SECONDS - t)) s"
+    else
+        fail "$tag: builds without default devices (log: ${log#"$ROOT"/}-reduced.log)"
+        tail -n 30 "$log-reduced.log" | sed 's/^/    /'
+    fi
 
     check "$tag: the emulator starts on pc and q35" "$log-start.log" starts
     if grep -qs "'command': 'query-vm-generation-id'" "$WT"/qapi/*.json; then
