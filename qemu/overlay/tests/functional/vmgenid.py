@@ -1,21 +1,25 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # The part of the VM Generation ID functional tests that does not depend
-# on the target: driving a Linux guest with the vmgenid driver through
-# its serial console, and the QMP side of the device.
+# on the target: building and driving a Linux guest with the vmgenid
+# driver through its serial console, and the QMP side of the device.
 #
-# The guest is a Linux kernel and an initramfs whose /init mounts sysfs
-# and tracefs, puts a kprobe on add_vmfork_randomness, prints GUEST-READY
-# and then runs a root shell on the serial console.  The initramfs holds
-# a tool, vmgenid-guest, that prints the GUID the way the firmware tables
-# describe it and with --watch waits for changes.  Each target's test
-# says how its guests boot, how they find the GUID and which interrupt
-# tells them of a change; this class does the rest.
+# The guest is one of Debian's Linux kernels and an initramfs that the
+# test builds from Debian's busybox-static and the scripts in
+# vmgenid-guest/: its /init mounts sysfs and tracefs, puts a kprobe on
+# add_vmfork_randomness, prints GUEST-READY and then runs a root shell
+# on the serial console; its vmgenid script prints the GUID at an address
+# through /dev/mem, and with --watch again on each change.  The test
+# finds that address where the guest's firmware tables say.  Each
+# target's test names its Debian packages (Assets), says how its guests
+# boot, how they find the GUID and which interrupt tells them of a
+# change; this class does the rest.
 
 import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import time
 import uuid
@@ -49,6 +53,29 @@ def new_guid():
     return str(uuid.uuid4())
 
 
+def cpio_entry(ino, name, mode, data=b'', rdev=0):
+    """One member of a cpio archive in the "newc" format, which is what
+    the kernel unpacks as an initramfs: a header of 13 eight-digit hex
+    fields, the name and the data, each padded to four bytes."""
+    fields = (ino, mode, 0, 0, 2 if stat.S_ISDIR(mode) else 1, 0,
+              len(data), 0, 0, os.major(rdev), os.minor(rdev),
+              len(name) + 1, 0)
+    head = b'070701' + b''.join(b'%08x' % f for f in fields)
+    head += name.encode() + b'\0'
+    head += b'\0' * (-len(head) % 4)
+    return head + data + b'\0' * (-len(data) % 4)
+
+
+def write_cpio(path, members):
+    """Write the archive of members, (name, mode, data, rdev) each, to
+    path.  No file is taken from the host as it is, so that owners,
+    times and device nodes are the same wherever the test runs."""
+    with open(path, 'wb') as out:
+        for ino, member in enumerate(members, 1):
+            out.write(cpio_entry(ino, *member))
+        out.write(cpio_entry(0, 'TRAILER!!!', 0))
+
+
 def interrupt_count(name):
     """A shell command printing how often the interrupt that
     /proc/interrupts calls name has fired."""
@@ -71,8 +98,10 @@ class Notices:
 
 class VmGenIdBase(LinuxKernelTest):
     """
-    What every target's vmgenid test does.  A subclass provides
-    signal(vm), driver(vm) and guid_address(vm), and sets console_timeout.
+    What every target's vmgenid test does.  A subclass declares its
+    Debian packages as Assets, builds its guests from them (deb_file,
+    build_initrd), provides signal(vm), driver(vm) and guid_address(vm),
+    and sets console_timeout.
     """
 
     console_timeout = 120
@@ -86,10 +115,40 @@ class VmGenIdBase(LinuxKernelTest):
         self.require_device('vmgenid')
         self.names = {}
         self.seq = 0
+        # Where each VM's guest found the GUID, once asked.
+        self.addresses = {}
 
-    def require_files(self, *paths):
-        for path in paths:
-            self.assertTrue(os.path.isfile(path), f'{path} does not exist')
+    # ------------------------------------------------------ the guest's files
+
+    def deb_file(self, asset, member):
+        """The file member (a path without the leading /) of the Debian
+        package asset, extracted into the scratch directory."""
+        return self.archive_extract(asset, format='deb', member=member)
+
+    def build_initrd(self, busybox):
+        """An initramfs of the busybox in the Debian package busybox
+        (an Asset of busybox-static) and the scripts in vmgenid-guest/;
+        its path."""
+        path = self.scratch_file('initramfs.cpio')
+        with open(self.deb_file(busybox, 'bin/busybox'), 'rb') as f:
+            binary = f.read()
+        scripts = {}
+        for name in ('init', 'vmgenid'):
+            with open(self.data_file('vmgenid-guest', name), 'rb') as f:
+                scripts[name] = f.read()
+        directory, program = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o755
+        # The kernel opens /dev/console for /init before anything mounts
+        # devtmpfs; /init makes the commands of the other applets.
+        write_cpio(path, [
+            ('bin', directory, b'', 0),
+            ('bin/busybox', program, binary, 0),
+            ('bin/sh', stat.S_IFLNK | 0o777, b'busybox', 0),
+            ('bin/vmgenid', program, scripts['vmgenid'], 0),
+            ('dev', directory, b'', 0),
+            ('dev/console', stat.S_IFCHR | 0o600, b'', os.makedev(5, 1)),
+            ('init', program, scripts['init'], 0),
+        ])
+        return path
 
     # ---------------------------------------------------------------- VMs
 
@@ -177,9 +236,21 @@ class VmGenIdBase(LinuxKernelTest):
                          f'with {status}: {out}')
         return out
 
+    def address(self, vm):
+        """guid_address(vm), found once per VM (the firmware places the
+        GUID at boot; forget_address after a reset)."""
+        if vm not in self.addresses:
+            self.addresses[vm] = self.guid_address(vm)
+        return self.addresses[vm]
+
+    def forget_address(self, vm):
+        """After a reset: the firmware places the GUID anew."""
+        self.addresses.pop(vm, None)
+
     def guest_guid(self, vm):
-        """What vmgenid-guest reads in the guest."""
-        return norm(self.guest_ok(vm, 'vmgenid-guest').strip())
+        """What the guest reads where its firmware tables put the GUID."""
+        return norm(self.guest_ok(vm, f'vmgenid {self.address(vm):#x}')
+                    .strip())
 
     def notices(self, vm):
         signal, count = self.signal(vm)
@@ -357,19 +428,20 @@ class VmGenIdBase(LinuxKernelTest):
     def check_set(self, vm, what, watch=False, again=True):
         """
         set-vm-generation-id on a running guest notifies it at once
-        (reason set).  With watch, vmgenid-guest --watch, waiting on the
+        (reason set).  With watch, vmgenid --watch, waiting on the
         kprobe, shows the new GUID.  With again, setting the same value
         once more does nothing.  Returns the GUID set.
         """
         if watch:
-            self.guest_ok(vm, 'vmgenid-guest --watch > /tmp/watch.log '
-                          '2> /tmp/watch.err & echo $! > /tmp/watch.pid')
+            self.guest_ok(vm, f'vmgenid --watch {self.address(vm):#x} '
+                          '> /tmp/watch.log 2> /tmp/watch.err & '
+                          'echo $! > /tmp/watch.pid')
             self.guest_ok(vm, 'for i in $(seq 50); do '
                           '[ -s /tmp/watch.log ] && break; sleep 0.2; done')
             err = self.guest_ok(vm, 'cat /tmp/watch.err')
             self.assertIn('waiting for add_vmfork_randomness (kprobe', err,
-                          f'{what}: vmgenid-guest --watch does not wait on '
-                          f'the kprobe')
+                          f'{what}: vmgenid --watch does not wait on the '
+                          f'kprobe: {err}')
         before = self.notices(vm)
         self.events(vm)
         guid = new_guid()
@@ -388,8 +460,9 @@ class VmGenIdBase(LinuxKernelTest):
                     break
                 time.sleep(0.3)
             else:
-                self.fail(f'{what}: vmgenid-guest --watch did not print '
-                          f'{guid}: {watched}')
+                _, err = self.guest_run(vm, 'cat /tmp/watch.err; ps')
+                self.fail(f'{what}: vmgenid --watch did not print '
+                          f'{guid}: {watched}; its stderr and ps: {err}')
             self.guest_ok(vm, 'kill $(cat /tmp/watch.pid)')
         if again:
             before = self.notices(vm)
@@ -429,7 +502,7 @@ class VmGenIdBase(LinuxKernelTest):
         QEMU that waits for the state of the VM like.
         """
         fixed2 = new_guid()
-        addr = self.guid_address(vm)
+        addr = self.address(vm)
         before = self.notices(vm)
         held = self.qmp_guid(vm)
         state = self.scratch_file('fixed.state')
@@ -450,7 +523,7 @@ class VmGenIdBase(LinuxKernelTest):
         self.assert_quiet(same, before, 'restore into the same guid=UUID')
         same.shutdown()
 
-        addr = self.guid_address(auto)
+        addr = self.address(auto)
         before = self.notices(auto)
         state = self.scratch_file('auto.state')
         self.save(auto, state)

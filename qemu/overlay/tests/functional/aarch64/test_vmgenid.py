@@ -5,14 +5,12 @@
 # The VM Generation ID device as a Linux guest on the Arm virt machine
 # sees it, through the devicetree and through ACPI.
 #
-# The guest (see vmgenid.py) comes from outside, as local files: two
-# kernels, Linux 6.1 (whose driver knows only ACPI) and 6.12 (whose
-# driver knows the devicetree binding too), named by
-# QEMU_TEST_VMGENID_ARM64_KERNEL_61 and QEMU_TEST_VMGENID_ARM64_KERNEL_612,
-# and the initramfs by QEMU_TEST_VMGENID_ARM64_INITRD.  Its tool
-# vmgenid-guest finds the GUID through the VMGENID SSDT's VGIA with ACPI,
-# else through the reg of the devicetree node compatible with
-# "microsoft,vmgenid".
+# The guests (see vmgenid.py) are two of Debian 12's kernels, Linux 6.1
+# (whose driver knows only ACPI) and 6.12 from bookworm-backports (whose
+# driver knows the devicetree binding too), with an initramfs of
+# Debian's busybox.  They read the GUID where the VMGENID SSDT's VGIA
+# says with ACPI, else where the reg of the devicetree node compatible
+# with "microsoft,vmgenid" says.
 #
 # Booted directly (-kernel, no firmware) the guest finds the device in
 # the devicetree, on the platform bus, and a change reaches it as the
@@ -27,13 +25,10 @@
 
 import os
 
-from qemu_test import skipIfMissingEnv
+from qemu_test import Asset
 from vmgenid import ACCEL, VmGenIdBase, interrupt_count, new_guid
 
 
-KERNEL_61_ENV = 'QEMU_TEST_VMGENID_ARM64_KERNEL_61'
-KERNEL_612_ENV = 'QEMU_TEST_VMGENID_ARM64_KERNEL_612'
-INITRD_ENV = 'QEMU_TEST_VMGENID_ARM64_INITRD'
 CPU = 'cortex-a57' if ACCEL == 'tcg' else 'host'
 
 AAVMF = (os.environ.get('QEMU_TEST_VMGENID_AAVMF_CODE',
@@ -67,7 +62,6 @@ ACPI_612 = Guest(ACPI_IRQ, '/sys/bus/platform/drivers/vmgenid', True)
 DT_612 = Guest(DT_IRQ, '/sys/bus/platform/drivers/vmgenid', False)
 
 
-@skipIfMissingEnv(KERNEL_61_ENV, KERNEL_612_ENV, INITRD_ENV)
 class VmGenIdTest(VmGenIdBase):
     """
     Boots Linux guests with -device vmgenid on the virt machine, through
@@ -78,14 +72,45 @@ class VmGenIdTest(VmGenIdBase):
 
     console_timeout = 180
 
+    # Debian's packages, from snapshot.debian.org, which serves, for any
+    # timestamp, the archive as its last import at or before that time
+    # had it (an exact import time is not needed).  bookworm has not
+    # changed since its last point release (its Release file is dated
+    # 2026-07-11 10:16 UTC): a day later, the snapshot surely holds its
+    # packages.  6.12 is from bookworm-backports, whose Release file of
+    # 2026-11-30 02:21 UTC listed it.  Both
+    # kernels' configs have CONFIG_VMGENID=y; each package's vmlinuz is
+    # the uncompressed Image with its EFI stub, which QEMU boots directly
+    # and AAVMF through fw_cfg.
+    ASSET_KERNEL_61 = Asset(
+        ('https://snapshot.debian.org/archive/debian/'
+         '20260712T000000Z/pool/main/l/linux-signed-arm64/'
+         'linux-image-6.1.0-50-arm64_6.1.176-1_arm64.deb'),
+        '914f75b57a8e165d85fb910c3e2dcc7000a05a9fea3f42f90b26e8dd590d5f06')
+
+    ASSET_KERNEL_612 = Asset(
+        ('https://snapshot.debian.org/archive/debian/'
+         '20261130T022141Z/pool/main/l/linux-signed-arm64/'
+         'linux-image-6.12.95%2Bdeb12-arm64_6.12.95-1~bpo12%2B1_arm64.deb'),
+        '08f6c01d4c68c5136106f51302d1b564f40325be2b6bfada71269929e9b5b336')
+
+    ASSET_BUSYBOX = Asset(
+        ('https://snapshot.debian.org/archive/debian/'
+         '20260712T000000Z/pool/main/b/busybox/'
+         'busybox-static_1.35.0-4%2Bdeb12u1%2Bb1_arm64.deb'),
+        '732c9135564fc71337e0e05fb4da4d11e6c28c1834bce3e405e575afef2a52f5')
+
+    # Each series' package and its kernel in it.
+    KERNELS = {'6.1': (ASSET_KERNEL_61, 'boot/vmlinuz-6.1.0-50-arm64'),
+               '6.12': (ASSET_KERNEL_612,
+                        'boot/vmlinuz-6.12.95+deb12-arm64')}
+
     def setUp(self):
         super().setUp()
         self.set_machine('virt')
         self.cpu = CPU
-        self.kernels = {'6.1': os.environ[KERNEL_61_ENV],
-                        '6.12': os.environ[KERNEL_612_ENV]}
-        self.initrd = os.environ[INITRD_ENV]
-        self.require_files(*self.kernels.values(), self.initrd)
+        self.kernels = {}
+        self.initrd = self.build_initrd(self.ASSET_BUSYBOX)
         self.guests = {}
         self.kernel_of = {}
 
@@ -98,13 +123,20 @@ class VmGenIdTest(VmGenIdBase):
         # then refuses to map.
         append = 'console=ttyAMA0 quiet' + ('' if guest.acpi else
                                             ' iomem=relaxed')
-        vm = self.guest_vm(name, guid, self.kernels[kernel], self.initrd,
+        vm = self.guest_vm(name, guid, self.kernel(kernel), self.initrd,
                            append, '512M',
                            pflash=AAVMF if guest.acpi else None,
                            extra=extra, incoming=incoming)
         self.guests[vm] = guest
         self.kernel_of[vm] = kernel
         return vm
+
+    def kernel(self, series):
+        """The kernel of Linux series (6.1, 6.12), extracted when a test
+        first needs it."""
+        if series not in self.kernels:
+            self.kernels[series] = self.deb_file(*self.KERNELS[series])
+        return self.kernels[series]
 
     def start_incoming(self, name, guid, like):
         """A VM waiting for an incoming migration (-incoming defer), set up

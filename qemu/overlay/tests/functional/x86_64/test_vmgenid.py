@@ -4,9 +4,9 @@
 #
 # The VM Generation ID device as a Linux guest on x86 sees it.
 #
-# The guest (see vmgenid.py) comes from outside, as local files named by
-# QEMU_TEST_VMGENID_KERNEL and QEMU_TEST_VMGENID_INITRD; its tool
-# vmgenid-guest finds the GUID through the VMGENID SSDT's VGIA.
+# The guest (see vmgenid.py) is Debian 12's Linux 6.1 with an initramfs
+# of Debian's busybox; it reads the GUID where the VMGENID SSDT's VGIA
+# says.
 #
 # A change of generation reaches the guest as GPE 5 on pc and q35
 # (counted in /sys/firmware/acpi/interrupts/gpe05) and as the interrupt
@@ -20,13 +20,10 @@
 import os
 
 from qemu.qmp import ExecuteError
-from qemu_test import skipIfMissingEnv, exec_command
+from qemu_test import Asset, exec_command
 from vmgenid import ACCEL, EVENT, NULL_GUID, VmGenIdBase
 from vmgenid import interrupt_count, new_guid
 
-
-KERNEL_ENV = 'QEMU_TEST_VMGENID_KERNEL'
-INITRD_ENV = 'QEMU_TEST_VMGENID_INITRD'
 
 OVMF = ('/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_VARS_4M.fd')
 
@@ -35,7 +32,6 @@ GED_IRQ = 'ACPI:Ged'
 DRIVER = '/sys/bus/acpi/drivers/vmgenid'
 
 
-@skipIfMissingEnv(KERNEL_ENV, INITRD_ENV)
 class VmGenIdTest(VmGenIdBase):
     """
     Boots a Linux guest with -device vmgenid on pc and q35, SeaBIOS and
@@ -44,20 +40,42 @@ class VmGenIdTest(VmGenIdBase):
     and reset.
     """
 
+    # Debian's packages, from snapshot.debian.org, which serves, for any
+    # timestamp, the archive as its last import at or before that time
+    # had it (an exact import time is not needed).  Both come from
+    # bookworm itself, which has not changed since its last point release
+    # (its Release file is dated 2026-07-11 10:16 UTC): a day later, the
+    # snapshot surely holds them.  The kernel's config has
+    # CONFIG_VMGENID=y.
+    ASSET_KERNEL = Asset(
+        ('https://snapshot.debian.org/archive/debian/'
+         '20260712T000000Z/pool/main/l/linux-signed-amd64/'
+         'linux-image-6.1.0-50-amd64_6.1.176-1_amd64.deb'),
+        '7b5597492a0a65aee61985a492e6bcc3f2cde830072a0e3b3d8c7e1b90279bd3')
+    KERNEL = 'boot/vmlinuz-6.1.0-50-amd64'
+
+    ASSET_BUSYBOX = Asset(
+        ('https://snapshot.debian.org/archive/debian/'
+         '20260712T000000Z/pool/main/b/busybox/'
+         'busybox-static_1.35.0-4%2Bdeb12u1%2Bb1_amd64.deb'),
+        '3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744')
+
     def setUp(self):
         super().setUp()
-        self.kernel = os.environ[KERNEL_ENV]
-        self.initrd = os.environ[INITRD_ENV]
-        self.require_files(self.kernel, self.initrd)
+        self.kernel = self.deb_file(self.ASSET_KERNEL, self.KERNEL)
+        self.initrd = self.build_initrd(self.ASSET_BUSYBOX)
 
     # ---------------------------------------------------------------- VMs
 
     def make_vm(self, name, guid, firmware='seabios', append='',
                 extra=(), incoming=False):
         """A guest VM, not launched.  self.machine is pc, q35 or microvm
-        (whose default firmware with ACPI is SeaBIOS too)."""
+        (whose default firmware with ACPI is SeaBIOS too).  PAT is off
+        (nopat): the guest's devmem maps the GUID's page uncached, which
+        PAT would refuse next to the driver's write-back mapping."""
         return self.guest_vm(name, guid, self.kernel, self.initrd,
-                             f'console=ttyS0 quiet {append}'.strip(), '256M',
+                             f'console=ttyS0 quiet nopat {append}'.strip(),
+                             '256M',
                              pflash=OVMF if firmware == 'ovmf' else None,
                              extra=extra, incoming=incoming)
 
@@ -191,7 +209,7 @@ class VmGenIdTest(VmGenIdBase):
     def test_set_vm_generation_id(self):
         """
         set-vm-generation-id on a running guest (notified at once, and
-        vmgenid-guest --watch shows it), on a paused one (in guest memory
+        vmgenid --watch shows it), on a paused one (in guest memory
         before cont, notified on cont), to the value it has (nothing),
         to "auto" (a new random GUID) and to a malformed GUID (refused).
         stop/cont and system_reset keep the GUID.
@@ -200,12 +218,12 @@ class VmGenIdTest(VmGenIdBase):
         vm = self.start('default', 'auto')
         self.assert_auto_boot(vm, 'boot with guid=auto')
 
-        # Running, watched by vmgenid-guest --watch.
+        # Running, watched by vmgenid --watch.
         self.check_set(vm, 'q35', watch=True, again=False)
 
         # Paused: QMP has the value at once, guest memory only at cont,
         # when the guest is told.
-        addr = self.guid_address(vm)
+        addr = self.address(vm)
         before = self.notices(vm)
         old, guid = self.qmp_guid(vm), new_guid()
         vm.cmd('stop')
@@ -253,6 +271,7 @@ class VmGenIdTest(VmGenIdBase):
 
         # A reset boots the guest again, with the GUID it had.
         vm.cmd('system_reset')
+        self.forget_address(vm)
         self.console_wait(vm, 'GUEST-READY')
         self.assert_driver_bound(vm)
         self.assert_guid(vm, guid, 'system_reset')
@@ -293,7 +312,7 @@ class VmGenIdTest(VmGenIdBase):
         dst.shutdown()
 
         src.cmd('cont')
-        addr = self.guid_address(src)
+        addr = self.address(src)
         before = self.notices(src)
         dst = self.start_incoming('paused', 'auto', '-S')
         self.assertEqual(self.status(dst), 'inmigrate')
@@ -368,6 +387,7 @@ class VmGenIdTest(VmGenIdBase):
         self.set_machine('q35')
         # OVMF: SeaBIOS cannot take q35 out of S3 (see test_q35_seabios).
         self.check_s3_reset('ovmf', 'iomem=relaxed', 'ICH9-LPC.disable_s3=0')
+
 
 if __name__ == '__main__':
     VmGenIdBase.main()
