@@ -1,9 +1,14 @@
 /*
  * QTest for the VM Generation ID device
  *
- * The GUID is looked up the way a guest does it: RSDP, then RSDT or XSDT,
- * then the SSDT whose OEM table id is VMGENID, then its VGIA name, which the
- * firmware patched with the address of the page that holds the GUID.
+ * Most of what the device does is checked by one engine: a reference
+ * model of docs/specs/vmgenid.rst ("Telling the guest") driven alongside
+ * QEMU through sequences of events, some fixed (one test case each), some
+ * every sequence up to a bounded length, some random. What the model
+ * cannot express (the ACPI tables, real firmware, hostile guest-written
+ * addresses, bad input, the devicetree, upstream QEMU at the other end of
+ * a migration) are tables of cases of their own. Every QEMU is started by
+ * vm_start().
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -13,303 +18,297 @@
 #include "qemu/cutils.h"
 #include "qemu/uuid.h"
 #include "qobject/qdict.h"
+#include "qobject/qjson.h"
 #include "qobject/qlist.h"
+#include "qobject/qstring.h"
 #include "libqtest.h"
-#include "libqos/libqos-pc.h"
-#include "libqos/fw_cfg.h"
 #include "standard-headers/linux/qemu_fw_cfg.h"
 #include "boot-sector.h"
 #include "acpi-utils.h"
 
+/*
+ * Every error message the tests expect, in one place. A startup refusal
+ * is QEMU's first line of error output, which must end in ": " and the
+ * message; the rest of the line is QEMU's (its name, the option).
+ */
+#define ERR_BAD_GUID    "' is not a valid GUID"     /* after the quote */
+#define ERR_NO_DEVICE   "there is no vmgenid device"
+#define ERR_HOTPLUG     "Device 'vmgenid' does not support hotplugging"
+#define ERR_REMOVE      "the vmgenid device cannot be removed"
+#define ERR_ACPI_OFF    "vmgenid needs ACPI, which is disabled (acpi=off)"
+#define ERR_NOT_SYSBUS  "Parameter 'driver' expects a dynamic sysbus" \
+                        " device type for the machine"
+
+typedef struct {
+    const char *name;           /* the case: vmgenid/refused/<name> */
+    const char *machine;        /* it needs */
+    const char *rom;            /* NULL, or a -bios file of this name */
+    const char *args;
+    const char *error;
+} Refusal;
+
+static const Refusal refusals[] = {
+    { "one-only/pc", "pc", NULL, "-M pc -device vmgenid -device vmgenid",
+      "only one vmgenid device is allowed" },
+    { "one-only/virt", "virt", NULL,
+      "-M virt -device vmgenid -device vmgenid",
+      "only one vmgenid device is allowed" },
+    { "acpi-off/pc", "pc", NULL, "-M pc,acpi=off -device vmgenid",
+      ERR_ACPI_OFF },
+    { "acpi-off/q35", "q35", NULL, "-M q35,acpi=off -device vmgenid",
+      ERR_ACPI_OFF },
+    /* Without ACPI microvm's default firmware is qboot: name another. */
+    { "acpi-off/microvm", "microvm", "bios.bin",
+      "-M microvm,acpi=off -device vmgenid", ERR_ACPI_OFF },
+    { "no-fw-cfg-dma", "pc", NULL,
+      "-M pc -global fw_cfg_io.dma_enabled=off -device vmgenid",
+      "vmgenid needs fw_cfg with DMA, which this machine does not have or"
+      " has disabled" },
+    /* qboot stops at a WRITE_POINTER command: its name tells it. */
+    { "qboot/microvm", "microvm", "qboot.rom", "-M microvm -device vmgenid",
+      "vmgenid needs firmware that carries out ACPI WRITE_POINTER"
+      " commands, which qboot does not" },
+    { "qboot/pc", "pc", "qboot.rom", "-M pc -device vmgenid",
+      "vmgenid needs firmware that carries out ACPI WRITE_POINTER"
+      " commands, which qboot does not" },
+    { "confidential", "q35", NULL, "-M q35,confidential-guest-support=sev0"
+      " -object sev-guest,id=sev0,cbitpos=47,reduced-phys-bits=1"
+      " -device vmgenid",
+      "vmgenid cannot work with confidential guest support: QEMU cannot"
+      " write into the guest's private memory" },
+    { "isapc", "isapc", NULL, "-M isapc -device vmgenid", ERR_NOT_SYSBUS },
+    { "none", "none", NULL, "-M none -device vmgenid", ERR_NOT_SYSBUS },
+};
+
+/* What a refused guest-written address logs (-d guest_errors). */
+#define LOG_REFUSED     "vmgenid: GUID address 0x%" PRIx64 " %s;" \
+                        " not writing it\n"
+#define LOG_PARTIAL     "vmgenid: partial write of etc/vmgenid_addr" \
+                        " (4 bytes at offset %d); ignoring it\n"
+#define NOT_RAM         "is not in the machine's RAM"
+
 #define GUID1 "324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87"
 #define GUID2 "f2d0a8c6-5b2e-4e7f-9a31-0c4d6e8b7a15"
+#define NIL_GUID "00000000-0000-0000-0000-000000000000"
+#define UUID_TEXT 37
 
 #define GUID_OFFSET 40          /* from the start of the page */
 #define GPE_VMGENID 0x20        /* bit 5 of the first GPE0 status byte */
 #define RAM_SIZE    (128 * 1024 * 1024)
 #define EVENT       "VM_GENERATION_ID_CHANGED"
 #define UPSTREAM    "VMGENID_TEST_UPSTREAM_QEMU"
+#define VG          "/machine/peripheral/vg"
+#define TIMEOUT     60          /* seconds of TCG to wait for anything */
+
+#define GED_VMGENID_EVT   0x40
+#define MICROVM_GED_ESEL  0x0fea00000ULL   /* event selector, read clears */
+#define VIRT_GED_ESEL     0x09080000
+#define VIRT_DT_PAGE      0x0c000000  /* the platform bus, first device */
+#define VIRT_GICD         0x08000000
+#define VIRT_INTID        (112 + 32)  /* the platform bus' first SPI */
+#define VIRT_FW_CFG       0x09020000
+#define FW_CFG_IO         0x510
 
 /*
- * How the guest finds the GUID and hears of a change: PC machines boot
- * SeaBIOS, which places the page, and raise GPE 5; microvm boots SeaBIOS
- * too and raises an event of its Generic Event Device; Arm virt, without
- * firmware, offers QEMU's own page and its interrupt through the
- * devicetree.
+ * How the guest finds the GUID and hears of a change: x86 machines run
+ * firmware that places a page (SeaBIOS, OVMF) and raise GPE 5 (pc, q35)
+ * or an event of the Generic Event Device (microvm); Arm virt also offers
+ * QEMU's own page and its interrupt through the devicetree.
  */
 typedef enum { PC, MICROVM, VIRT } MachineKind;
 
 typedef struct {
     const char *name;
     MachineKind kind;
-    uint16_t gpe0_sts;          /* PC: I/O port of the first GPE0 status */
-    uint16_t pm1_cnt;           /* ... and of PM1 control, as SeaBIOS sets */
-    uint8_t pam0, smram;        /* ... host bridge config registers */
+    const char *args;           /* for every QEMU of this machine */
+    uint64_t ram;               /* where RAM starts */
+    uint16_t gpe0_sts, pm1_cnt; /* PC: I/O ports, with the PM base 0x600 */
+    uint8_t pam0, smram, esmramc;       /* ... host bridge registers */
     const char *s3_global;      /* ... enables S3 */
-    uint8_t pm_devfn;           /* ... the PM device, which firmware sets */
-    uint8_t pm_enable_reg, pm_enable;   /* ... up with base 0x600 */
+    uint8_t pm_devfn, pm_enable_reg, pm_enable;   /* ... the PM device */
     const char *extra;          /* a device a destination may lack */
+    const char *uefi_arch;      /* the target distributions ship UEFI for */
+    const char *uefi_type;      /* a type UEFI descriptors must match */
+    const char *upstream[3];    /* machine types upstream 10.2.2 has too */
 } Machine;
 
-static const Machine x86_machines[] = {
-    { "pc", PC, 0xafe0, 0x604, 0x59, 0x72, "PIIX4_PM.disable_s3=0",
-      1 << 3 | 3, 0x80, 0x01, "-device i6300esb" },
-    { "q35", PC, 0x620, 0x604, 0x90, 0x9d, "ICH9-LPC.disable_s3=0",
-      0x1f << 3, 0x44, 0x80, "-device i6300esb" },
-    { "microvm", MICROVM, .extra = "-device virtio-rng-device" },
+static const Machine machines[] = {
+    { "pc", PC, "", 0, 0xafe0, 0x604, 0x59, 0x72, 0, "PIIX4_PM.disable_s3=0",
+      1 << 3 | 3, 0x80, 0x01, "-device i6300esb",
+      .upstream = { "pc-i440fx-9.2", "pc" } },
+    { "q35", PC, "", 0, 0x620, 0x604, 0x90, 0x9d, 0x9e,
+      "ICH9-LPC.disable_s3=0", 0x1f << 3, 0x44, 0x80, "-device i6300esb",
+      "x86_64", "pc-q35-10.2", { "pc-q35-10.1", "pc-q35-10.2", "q35" } },
+    { "microvm", MICROVM, "", .extra = "-device virtio-rng-device" },
+    { "virt", VIRT, "-cpu cortex-a57", 0x40000000,
+      .extra = "-device virtio-rng-pci", .uefi_arch = "aarch64",
+      .uefi_type = "virt-10.2" },
 };
 
-static const Machine arm_machines[] = {
-    { "virt", VIRT, .extra = "-device virtio-rng-pci" },
-};
+static char *tmp_dir;           /* scratch files of the whole run */
+static char *halt_bios;         /* firmware that only halts */
+static char disk[] = "tests/vmgenid-test-disk-XXXXXX";  /* boot sector */
 
-#define MICROVM_GED_ESEL  0xfea00000  /* event selector, cleared on read */
-#define GED_VMGENID_EVT   0x40
-#define VIRT_GED_ESEL     0x09080000
-#define VIRT_DT_PAGE      0x0c000000  /* the platform bus, first device */
-#define VIRT_GICD         0x08000000
-#define VIRT_SPI          112         /* the platform bus' first SPI */
-#define VIRT_INTID        (VIRT_SPI + 32)
-
-/* Debian's AAVMF, unless VMGENID_TEST_AAVMF_CODE and _VARS say otherwise. */
-#define AAVMF_CODE        "/usr/share/AAVMF/AAVMF_CODE.fd"
-#define AAVMF_VARS        "/usr/share/AAVMF/AAVMF_VARS.fd"
-
-/* The disk SeaBIOS boots from; a qcow2 copy for savevm across processes. */
-static char disk[] = "tests/vmgenid-test-disk-XXXXXX";
-
-/* Seconds of TCG a test may wait for something that should happen. */
-#define TIMEOUT 60
-
-/*
- * Start QEMU under TCG: machine @machine (a type or alias), the boot
- * sector on @drive (the shared raw disk when NULL, with snapshot=on), the
- * binary in environment variable @var (NULL: the one under test).
- */
-static QTestState *start_on(const char *machine, const char *var,
-                            const char *drive, const char *args)
-{
-    g_autofree char *cmd = g_strdup_printf(
-        "-machine %s -accel tcg -nodefaults -net none -m 128M"
-        " -drive id=hd0,if=none,file=%s,format=%s"
-        " -device ide-hd,drive=hd0 %s", machine, drive ?: disk,
-        drive ? "qcow2" : "raw,snapshot=on", args);
-
-    return qtest_init_ext(var ?: "QTEST_QEMU_BINARY", cmd, NULL, true);
-}
-
-/*
- * On microvm, SeaBIOS's debug console, to learn when it is done: it uses
- * fw_cfg until then, which the test must not disturb.
- */
+/* A QEMU process, and the events it sent. */
 typedef struct {
-    char *path;
-    int seen;                   /* "done" messages wait_ready() saw */
-} BiosLog;
-
-static char *bios_log_dir;
-static GHashTable *bios_logs;   /* QTestState -> BiosLog */
-
-static QTestState *start_vm(const Machine *m, const char *args)
-{
-    g_autofree char *cmd = NULL;
-    static int count;
     QTestState *qts;
-    BiosLog *log;
+    const Machine *m;
+    char *bios_log;             /* microvm: SeaBIOS's debug console */
+    int bios_done;              /* ... "done" messages seen so far */
+    int changes;                /* VM_GENERATION_ID_CHANGED since cleared */
+    char *change_guid, *change_reason;
+    GHashTable *seen;           /* names of the other events */
+} Vm;
 
-    switch (m->kind) {
-    case PC:
-        return start_on(m->name, NULL, NULL, args);
-    case MICROVM:
-        /* SeaBIOS finds nothing to boot: let it wait, not reboot. */
-        log = g_new0(BiosLog, 1);
-        log->path = g_strdup_printf("%s/bios-%d.log", bios_log_dir, count++);
-        cmd = g_strdup_printf("-machine microvm -accel tcg -nodefaults"
-                              " -net none -m 128M -boot reboot-timeout=-1"
-                              " -chardev file,id=bios,path=%s"
-                              " -device isa-debugcon,iobase=0x402,chardev=bios"
-                              " %s", log->path, args);
-        qts = qtest_init(cmd);
-        /* A new QTestState may reuse a finished one's address. */
-        g_hash_table_insert(bios_logs, qts, log);
-        return qts;
-    case VIRT:
-        /* No firmware and no CPU that runs: QEMU's page is all there is. */
-        cmd = g_strdup_printf("-machine virt -cpu cortex-a57 -nodefaults"
-                              " -net none -m 128M %s", args);
-        break;
-    }
-    return qtest_init(cmd);
-}
+typedef enum {
+    BOOT_NONE,                  /* the machine's default, unobserved */
+    BOOT_BIOS,                  /* SeaBIOS, to boot a boot sector */
+    BOOT_HALT,                  /* a firmware that only halts */
+    BOOT_UEFI,                  /* UEFI and QEMU's UEFI test image */
+} Boot;
 
-/* How often SeaBIOS has said that it has nothing more to do. */
-static int bios_done_count(QTestState *qts)
+typedef struct {
+    const Machine *m;
+    Boot boot;
+    const char *type;           /* machine type; NULL: m->name */
+    const char *var;            /* the binary's variable; NULL: ours */
+    const char *disk;           /* a qcow2 image: for savevm; UEFI's CD */
+    const char *mem;            /* -m; NULL: 128M */
+    const char *code, *vars;    /* UEFI firmware */
+    const char *args;
+} Start;
+
+static bool on_event(QTestState *qts, const char *name, QDict *ev,
+                     void *opaque)
 {
-    BiosLog *log = g_hash_table_lookup(bios_logs, qts);
-    static const char done[] = "No bootable device.";
-    g_autofree char *text = NULL;
-    gsize len = 0;
-    const char *p;
-    int n = 0;
+    Vm *vm = opaque;
 
-    g_file_get_contents(log->path, &text, &len, NULL);
-    for (p = text; p && (p = memmem(p, len - (p - text), done,
-                                    strlen(done))); p++) {
-        n++;
-    }
-    return n;
-}
+    if (!strcmp(name, EVENT)) {
+        QDict *data = qdict_get_qdict(ev, "data");
 
-static uint64_t fw_cfg_addr_file(QTestState *qts);
-static void virt_spi_edge(QTestState *qts);
-
-/*
- * Wait until the guest can find the GUID: on PC machines until SeaBIOS
- * has booted the boot sector, on microvm until it has reported where it
- * placed the GUID. On virt, set up the interrupt as the guest would.
- */
-static void wait_ready(QTestState *qts, const Machine *m)
-{
-    BiosLog *log;
-    int i;
-
-    switch (m->kind) {
-    case PC:
-        boot_sector_test(qts);
-        break;
-    case MICROVM:
-        log = g_hash_table_lookup(bios_logs, qts);
-        for (i = 0; i < TIMEOUT * 10 && bios_done_count(qts) <= log->seen;
-             i++) {
-            g_usleep(100 * 1000);
-        }
-        g_assert_cmpint(bios_done_count(qts), >, log->seen);
-        log->seen++;
-        break;
-    case VIRT:
-        virt_spi_edge(qts);
-        break;
-    }
-}
-
-/* Start QEMU and wait until the guest can find the GUID. */
-static QTestState *boot(const Machine *m, const char *args)
-{
-    QTestState *qts = start_vm(m, args);
-
-    wait_ready(qts, m);
-    return qts;
-}
-
-/*
- * Read a table header at @addr: is it table @sig, with OEM table id @id
- * (NULL: any)?
- */
-static bool is_table(QTestState *qts, uint64_t addr, const char *sig,
-                     const char *id)
-{
-    uint8_t hdr[36];
-
-    qtest_memread(qts, addr, hdr, sizeof(hdr));
-    return !memcmp(hdr, sig, 4) && (!id || !memcmp(hdr + 16, id, 8));
-}
-
-/* Address of a table, found through the RSDP as a guest would. */
-static uint64_t find_table(QTestState *qts, uint64_t rsdp_addr,
-                           const char *sig, const char *id)
-{
-    uint8_t rsdp[36];
-    uint64_t sdt, entry;
-    uint32_t len;
-    int size, i;
-
-    acpi_fetch_rsdp_table(qts, rsdp_addr, rsdp);
-    if (rsdp[15] >= 2 && ldq_le_p(rsdp + 24)) {
-        sdt = ldq_le_p(rsdp + 24);      /* XSDT */
-        size = 8;
+        vm->changes++;
+        g_free(vm->change_guid);
+        g_free(vm->change_reason);
+        vm->change_guid = g_strdup(qdict_get_str(data, "guid"));
+        vm->change_reason = g_strdup(qdict_get_str(data, "reason"));
     } else {
-        sdt = ldl_le_p(rsdp + 16);      /* RSDT */
-        size = 4;
+        g_hash_table_add(vm->seen, g_strdup(name));
     }
-    len = qtest_readl(qts, sdt + 4);
-    for (i = 36; i + size <= len; i += size) {
-        entry = size == 8 ? qtest_readq(qts, sdt + i)
-                          : qtest_readl(qts, sdt + i);
-        if (is_table(qts, entry, sig, id)) {
-            return entry;
+    return true;
+}
+
+/* The one way these tests start QEMU: under TCG, as @s says. */
+static Vm *vm_start(const Start *s)
+{
+    g_autoptr(GString) cmd = g_string_new("");
+    const Machine *m = s->m;
+    Vm *vm = g_new0(Vm, 1);
+    static int count;
+
+    g_string_printf(cmd, "-machine %s %s -accel tcg -nodefaults -net none"
+                    " -m %s", s->type ?: m->name, m->args, s->mem ?: "128M");
+    if (s->disk && s->boot != BOOT_UEFI) {
+        g_string_append_printf(cmd, " -drive if=none,id=disk,format=qcow2,"
+                               "file=%s,file.locking=off", s->disk);
+    }
+    switch (s->boot) {
+    case BOOT_BIOS:
+        if (m->kind == PC && !s->disk) {
+            g_string_append_printf(cmd, " -drive if=none,id=disk,"
+                                   "format=raw,snapshot=on,file=%s", disk);
         }
+        if (m->kind == PC) {
+            g_string_append(cmd, " -device ide-hd,drive=disk");
+        } else if (m->kind == MICROVM) {
+            /* SeaBIOS finds nothing to boot: let it wait, not reboot. */
+            vm->bios_log = g_strdup_printf("%s/bios-%d.log", tmp_dir,
+                                           count++);
+            g_string_append_printf(cmd, " -boot reboot-timeout=-1"
+                                   " -chardev file,id=bios,path=%s"
+                                   " -device isa-debugcon,iobase=0x402,"
+                                   "chardev=bios", vm->bios_log);
+        }
+        break;
+    case BOOT_HALT:
+        g_string_append_printf(cmd, " -bios %s", halt_bios);
+        break;
+    case BOOT_UEFI:
+        g_string_append_printf(cmd,
+            " -drive if=pflash,format=raw,file=%s,readonly=on"
+            " -drive if=pflash,format=raw,file=%s,snapshot=on -cdrom %s",
+            s->code, s->vars, s->disk);
+        break;
+    case BOOT_NONE:
+        break;
     }
-    g_assert_not_reached();
+    g_string_append_printf(cmd, " %s", s->args ?: "");
+    vm->m = m;
+    vm->seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    vm->qts = qtest_init_ext(s->var ?: "QTEST_QEMU_BINARY", cmd->str, NULL,
+                             true);
+    qtest_qmp_set_event_callback(vm->qts, on_event, vm);
+    return vm;
 }
 
-static uint64_t find_ssdt(QTestState *qts, uint64_t rsdp_addr)
+static void vm_quit(Vm *vm)
 {
-    return find_table(qts, rsdp_addr, "SSDT", "VMGENID");
+    qtest_quit(vm->qts);
+    if (vm->bios_log) {
+        unlink(vm->bios_log);
+    }
+    g_hash_table_destroy(vm->seen);
+    g_free(vm->bios_log);
+    g_free(vm->change_guid);
+    g_free(vm->change_reason);
+    g_free(vm);
 }
 
-/* The DSDT, which the FADT points to (X_DSDT, else DSDT). */
-static uint64_t find_dsdt(QTestState *qts, uint64_t rsdp_addr)
+/* Run QEMU with @args to its end; its exit status, its output in @text. */
+static int run_qemu(const char *args, char **text)
 {
-    uint64_t fadt = find_table(qts, rsdp_addr, "FACP", NULL);
+    g_autofree char *cmd = g_strdup_printf("%s -display none -accel qtest %s",
+                                           qtest_qemu_binary(NULL), args);
+    g_autofree char *out = NULL, *err = NULL;
+    g_auto(GStrv) argv = NULL;
+    int status;
 
-    return qtest_readl(qts, fadt + 4) >= 148 && qtest_readq(qts, fadt + 140)
-           ? qtest_readq(qts, fadt + 140) : qtest_readl(qts, fadt + 40);
+    g_assert_true(g_shell_parse_argv(cmd, NULL, &argv, NULL));
+    g_assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                               &out, &err, &status, NULL));
+    g_assert_true(WIFEXITED(status));
+    *text = g_strconcat(out, err, NULL);
+    return WEXITSTATUS(status);
 }
 
-/* The table's bytes, with its checksum verified. */
-static uint8_t *fetch_table(QTestState *qts, uint64_t addr, uint32_t *len)
+/* QEMU with @args stops at startup; its first line ends in @expected. */
+static void assert_startup_error(const char *args, const char *expected)
 {
-    uint8_t *table;
+    g_autofree char *err = NULL;
+    g_autofree char *tail = g_strdup_printf(": %s", expected);
 
-    *len = qtest_readl(qts, addr + 4);
-    table = g_malloc(*len);
-    qtest_memread(qts, addr, table, *len);
-    g_assert_cmpint(acpi_calc_checksum(table, *len), ==, 0);
-    return table;
+    g_assert_cmpint(run_qemu(args, &err), ==, 1);
+    *strchrnul(err, '\n') = '\0';
+    if (!g_str_has_suffix(err, tail)) {
+        g_test_message("QEMU said: %s", err);
+    }
+    g_assert_true(g_str_has_suffix(err, tail));
 }
 
-/* VGIA must be the first AML object: NameOp "VGIA" DWordPrefix <value>. */
-static uint32_t vgia_of(const uint8_t *table, uint32_t len)
+/* A host tool, or a skip that says what is missing. */
+static bool have_tool(const char *tool)
 {
-    static const uint8_t name[] = { 0x08, 'V', 'G', 'I', 'A', 0x0c };
+    g_autofree char *path = g_find_program_in_path(tool);
+    g_autofree char *msg = g_strdup_printf("%s is not installed", tool);
 
-    g_assert_cmpint(len, >=, 36 + sizeof(name) + 4);
-    g_assert(!memcmp(table + 36, name, sizeof(name)));
-    return ldl_le_p(table + 36 + sizeof(name));
+    if (!path) {
+        g_test_skip(msg);
+    }
+    return path;
 }
 
-/* Address of the GUID as the guest finds it, in RAM at @ram. */
-static uint64_t guid_addr_in(QTestState *qts, uint64_t rsdp_addr,
-                             uint64_t ram, uint64_t ram_size)
-{
-    g_autofree uint8_t *table = NULL;
-    uint32_t len, vgia;
+/* --- What the guest sees ------------------------------------------- */
 
-    table = fetch_table(qts, find_ssdt(qts, rsdp_addr), &len);
-    vgia = vgia_of(table, len);
-    g_assert_cmphex(vgia & 0xfff, ==, 0);   /* the firmware gives a page */
-    g_assert_cmphex(vgia, >=, ram);
-    g_assert_cmphex(vgia, <, ram + ram_size);
-    return vgia + GUID_OFFSET;
-}
-
-static uint64_t guid_addr(QTestState *qts, uint64_t rsdp_addr)
-{
-    return guid_addr_in(qts, rsdp_addr, 0x1000, RAM_SIZE - 0x1000);
-}
-
-static uint64_t seabios_guid_addr(QTestState *qts)
-{
-    return guid_addr(qts, acpi_find_rsdp_address(qts));
-}
-
-/* Where the guest finds the GUID, after boot(). */
-static uint64_t machine_guid_addr(QTestState *qts, const Machine *m)
-{
-    return m->kind == VIRT ? VIRT_DT_PAGE : seabios_guid_addr(qts);
-}
-
-/* The GUID in guest memory, in its text form. */
+/* The GUID in guest memory at @addr, in its text form. */
 static char *guest_guid(QTestState *qts, uint64_t addr)
 {
     QemuUUID le;
@@ -319,68 +318,110 @@ static char *guest_guid(QTestState *qts, uint64_t addr)
     return qemu_uuid_unparse_strdup(&le);
 }
 
-static void assert_guest_guid(QTestState *qts, uint64_t addr,
-                              const char *expected)
+static void assert_guest_guid(Vm *vm, uint64_t addr, const char *expected)
 {
-    g_autofree char *guid = guest_guid(qts, addr);
+    g_autofree char *guid = guest_guid(vm->qts, addr);
 
     g_assert_cmpstr(guid, ==, expected);
 }
 
-static char *qmp_guid(QTestState *qts)
+/* query-vm-generation-id, info vm-generation-id and the property agree. */
+static char *qemu_guid(Vm *vm)
 {
-    QDict *rsp = qtest_qmp(qts, "{'execute': 'query-vm-generation-id'}");
-    char *guid;
+    QDict *rsp = qtest_qmp(vm->qts, "{'execute': 'query-vm-generation-id'}");
+    char *guid = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "return"),
+                                        "guid"));
+    g_autofree char *hmp = qtest_hmp(vm->qts, "info vm-generation-id");
 
-    g_assert(qdict_haskey(rsp, "return"));
-    guid = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "return"), "guid"));
+    qobject_unref(rsp);
+    rsp = qtest_qmp(vm->qts, "{'execute': 'qom-get', 'arguments':"
+                    " {'path': '" VG "', 'property': 'guid'}}");
+    g_assert_cmpstr(g_strchomp(hmp), ==, guid);
+    g_assert_cmpstr(qdict_get_str(rsp, "return"), ==, guid);
     qobject_unref(rsp);
     return guid;
 }
 
-static void assert_qmp_guid(QTestState *qts, const char *expected)
+/*
+ * Poll @vm for up to TIMEOUT seconds: with @event, until that event came
+ * (NULL if it did not); else with @status, until query-status says
+ * another; else until query-migrate says "completed" or "failed".
+ */
+static char *vm_wait(Vm *vm, const char *event, const char *status)
 {
-    g_autofree char *guid = qmp_guid(qts);
+    int i;
 
-    g_assert_cmpstr(guid, ==, expected);
+    for (i = 0; i < TIMEOUT * 100; i++) {
+        QDict *rsp = qtest_qmp(vm->qts, event || status
+                               ? "{'execute': 'query-status'}"
+                               : "{'execute': 'query-migrate'}");
+        const char *now = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
+                                            "status");
+        char *done = NULL;
+
+        if (event ? g_hash_table_remove(vm->seen, event)
+            : status ? g_strcmp0(now, status)
+            : !g_strcmp0(now, "completed") || !g_strcmp0(now, "failed")) {
+            done = g_strdup(event ?: now);
+        }
+        qobject_unref(rsp);
+        if (done) {
+            return done;
+        }
+        g_usleep(10 * 1000);
+    }
+    return event ? NULL : g_strdup("timed out");
 }
 
-static char *hmp_guid(QTestState *qts)
+static bool vm_event(Vm *vm, const char *event)
 {
-    char *out = qtest_hmp(qts, "info vm-generation-id");
+    g_autofree char *done = vm_wait(vm, event, NULL);
 
-    g_strchomp(out);
-    return out;
+    return done;
 }
 
-static char *qom_guid(QTestState *qts)
+static char *run_status(Vm *vm)
 {
-    QDict *rsp = qtest_qmp(qts, "{'execute': 'qom-get', 'arguments':"
-                           " {'path': '/machine/peripheral/vg',"
-                           "  'property': 'guid'}}");
-    char *guid = g_strdup(qdict_get_str(rsp, "return"));
+    QDict *rsp = qtest_qmp(vm->qts, "{'execute': 'query-status'}");
+    char *status = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "return"),
+                                          "status"));
 
     qobject_unref(rsp);
-    return guid;
+    return status;
+}
+
+/*
+ * The change events since the last call: exactly one, for @guid with
+ * @reason, or none when @reason is NULL.
+ */
+static void assert_change(Vm *vm, const char *guid, const char *reason)
+{
+    g_free(run_status(vm));     /* pending events come with a reply */
+    g_assert_cmpint(vm->changes, ==, reason != NULL);
+    if (reason) {
+        g_assert_cmpstr(vm->change_guid, ==, guid);
+        g_assert_cmpstr(vm->change_reason, ==, reason);
+    }
+    vm->changes = 0;
 }
 
 /* Configure the devicetree's interrupt as the guest does: edge, rising. */
-static void virt_spi_edge(QTestState *qts)
+static void virt_spi_edge(Vm *vm)
 {
     uint64_t icfgr = VIRT_GICD + 0xc00 + VIRT_INTID / 16 * 4;
 
-    qtest_writel(qts, icfgr, qtest_readl(qts, icfgr) |
+    qtest_writel(vm->qts, icfgr, qtest_readl(vm->qts, icfgr) |
                  2u << (VIRT_INTID % 16 * 2));
 }
 
 /* Whether QEMU's own page's interrupt is pending in the GIC; clears it. */
-static bool dt_notified(QTestState *qts)
+static bool dt_notified(Vm *vm)
 {
     uint64_t ispendr = VIRT_GICD + 0x200 + VIRT_INTID / 32 * 4;
     uint32_t bit = 1u << (VIRT_INTID % 32);
-    bool raised = qtest_readl(qts, ispendr) & bit;
+    bool raised = qtest_readl(vm->qts, ispendr) & bit;
 
-    qtest_writel(qts, ispendr + 0x80, bit);       /* GICD_ICPENDR */
+    qtest_writel(vm->qts, ispendr + 0x80, bit);       /* GICD_ICPENDR */
     return raised;
 }
 
@@ -389,172 +430,161 @@ static bool dt_notified(QTestState *qts)
  * the GPE status bit (cleared by writing it) or the GED's event selector
  * (cleared by reading it).
  */
-static bool acpi_notified(QTestState *qts, const Machine *m)
+static bool acpi_notified(Vm *vm)
 {
     bool raised;
 
-    switch (m->kind) {
+    switch (vm->m->kind) {
     case PC:
-        raised = qtest_inb(qts, m->gpe0_sts) & GPE_VMGENID;
-        qtest_outb(qts, m->gpe0_sts, GPE_VMGENID);
+        raised = qtest_inb(vm->qts, vm->m->gpe0_sts) & GPE_VMGENID;
+        qtest_outb(vm->qts, vm->m->gpe0_sts, GPE_VMGENID);
         return raised;
     case MICROVM:
-        return qtest_readl(qts, MICROVM_GED_ESEL) & GED_VMGENID_EVT;
+        return qtest_readl(vm->qts, MICROVM_GED_ESEL) & GED_VMGENID_EVT;
     case VIRT:
-        return qtest_readl(qts, VIRT_GED_ESEL) & GED_VMGENID_EVT;
+        return qtest_readl(vm->qts, VIRT_GED_ESEL) & GED_VMGENID_EVT;
     }
     g_assert_not_reached();
 }
 
-/*
- * Whether the machine notified the guest of a change since the last call,
- * the way the guest of these tests listens: through ACPI on x86, through
- * the devicetree on virt.
- */
-static bool notified(QTestState *qts, const Machine *m)
+/* How often SeaBIOS on microvm said it has nothing more to do. */
+static int bios_done_count(Vm *vm)
 {
-    return m->kind == VIRT ? dt_notified(qts) : acpi_notified(qts, m);
-}
+    g_autofree char *text = NULL;
+    g_auto(GStrv) parts = NULL;
 
-/* The error text of a QMP response, which must be an error. */
-static void assert_error(QDict *rsp, const char *expected)
-{
-    g_assert(qdict_haskey(rsp, "error"));
-    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"), ==,
-                    expected);
-    qobject_unref(rsp);
-}
-
-static void set_guid(QTestState *qts, const char *guid)
-{
-    qtest_qmp_assert_success(qts, "{'execute': 'set-vm-generation-id',"
-                             " 'arguments': {'guid': %s}}", guid);
-}
-
-static void hmp_ok(QTestState *qts, const char *line)
-{
-    g_autofree char *out = qtest_hmp(qts, "%s", line);
-
-    g_assert_cmpstr(out, ==, "");
-}
-
-/* Forget the events seen so far. */
-static void drop_events(QTestState *qts)
-{
-    QDict *ev;
-
-    qtest_qmp_assert_success(qts, "{'execute': 'query-status'}");
-    while ((ev = qtest_qmp_event_ref(qts, EVENT))) {
-        qobject_unref(ev);
-    }
+    g_file_get_contents(vm->bios_log, &text, NULL, NULL);
+    parts = g_strsplit(text ?: "", "No bootable device.", -1);
+    return g_strv_length(parts) - 1;
 }
 
 /*
- * Check the change events since drop_events(): exactly one for @guid with
- * @reason, or none when @reason is NULL. Pending events arrive with the
- * reply to any command, so ask for one first.
+ * Wait until the firmware placed the page: SeaBIOS booted the boot sector
+ * (pc, q35) or reported that it is done (microvm; until then it uses
+ * fw_cfg, which the test must not disturb). On virt, set up the interrupt
+ * as the guest would.
  */
-static void assert_event(QTestState *qts, const char *guid, const char *reason)
-{
-    QDict *ev, *data;
-
-    qtest_qmp_assert_success(qts, "{'execute': 'query-status'}");
-    ev = qtest_qmp_event_ref(qts, EVENT);
-    if (!reason) {
-        g_assert_null(ev);
-        return;
-    }
-    g_assert_nonnull(ev);
-    data = qdict_get_qdict(ev, "data");
-    g_assert_cmpstr(qdict_get_str(data, "guid"), ==, guid);
-    g_assert_cmpstr(qdict_get_str(data, "reason"), ==, reason);
-    qobject_unref(ev);
-    g_assert_null(qtest_qmp_event_ref(qts, EVENT));
-}
-
-/*
- * The guest was told of a change to @guid for @reason (GPE 5 and the
- * event), or of nothing when @reason is NULL. Clears what it saw.
- */
-static void assert_told(QTestState *qts, const Machine *m, const char *guid,
-                        const char *reason)
-{
-    g_assert_cmpint(notified(qts, m), ==, reason != NULL);
-    assert_event(qts, guid, reason);
-}
-
-static char *run_status(QTestState *qts)
-{
-    QDict *rsp = qtest_qmp(qts, "{'execute': 'query-status'}");
-    char *status = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "return"),
-                                          "status"));
-
-    qobject_unref(rsp);
-    return status;
-}
-
-static void wait_status(QTestState *qts, const char *want)
+static void wait_firmware(Vm *vm)
 {
     int i;
 
-    for (i = 0; i < TIMEOUT * 10; i++) {
-        g_autofree char *status = run_status(qts);
-
-        if (!strcmp(status, want)) {
-            return;
+    switch (vm->m->kind) {
+    case PC:
+        boot_sector_test(vm->qts);
+        break;
+    case MICROVM:
+        for (i = 0; i < TIMEOUT * 10 && bios_done_count(vm) <= vm->bios_done;
+             i++) {
+            g_usleep(100 * 1000);
         }
-        g_usleep(100 * 1000);
+        g_assert_cmpint(bios_done_count(vm), >, vm->bios_done);
+        vm->bios_done++;
+        break;
+    case VIRT:
+        virt_spi_edge(vm);
+        break;
     }
-    g_assert_not_reached();
 }
 
-/* The command-line GUID is what the guest reads and what QEMU reports. */
-static void test_cmdline(const void *opaque)
-{
-    const Machine *m = opaque;
-    QTestState *qts = boot(m, "-device vmgenid,id=vg,guid=" GUID1);
-    g_autofree char *hmp = hmp_guid(qts);
-    g_autofree char *qom = qom_guid(qts);
+/* --- ACPI tables, found as a guest finds them ---------------------- */
 
-    assert_guest_guid(qts, machine_guid_addr(qts, m), GUID1);
-    assert_qmp_guid(qts, GUID1);
-    g_assert_cmpstr(hmp, ==, GUID1);
-    g_assert_cmpstr(qom, ==, GUID1);
-    g_assert_false(notified(qts, m));
-    assert_event(qts, NULL, NULL);
-    qtest_quit(qts);
+/* Address of a table, through the RSDP; 0 if there is none. */
+static uint64_t find_table(Vm *vm, uint64_t rsdp_addr, const char *sig,
+                           const char *id)
+{
+    uint8_t rsdp[36], hdr[36];
+    uint64_t sdt, entry;
+    uint32_t len;
+    int size, i;
+
+    acpi_fetch_rsdp_table(vm->qts, rsdp_addr, rsdp);
+    size = rsdp[15] >= 2 && ldq_le_p(rsdp + 24) ? 8 : 4;    /* XSDT */
+    sdt = size == 8 ? ldq_le_p(rsdp + 24) : ldl_le_p(rsdp + 16);
+    len = qtest_readl(vm->qts, sdt + 4);
+    for (i = 36; i + size <= len; i += size) {
+        entry = size == 8 ? qtest_readq(vm->qts, sdt + i)
+                          : qtest_readl(vm->qts, sdt + i);
+        qtest_memread(vm->qts, entry, hdr, sizeof(hdr));
+        if (!memcmp(hdr, sig, 4) && (!id || !memcmp(hdr + 16, id, 8))) {
+            return entry;
+        }
+    }
+    return 0;
 }
 
-/* "auto" draws a random GUID, the same one everywhere. */
-static void test_auto(const void *opaque)
+/* The table's bytes, with its checksum verified. */
+static uint8_t *fetch_table(Vm *vm, uint64_t addr, uint32_t *len)
 {
-    const Machine *m = opaque;
-    QTestState *qts = boot(m, "-device vmgenid,id=vg,guid=auto");
-    QTestState *other;
-    g_autofree char *guest = guest_guid(qts, machine_guid_addr(qts, m));
-    g_autofree char *hmp = hmp_guid(qts);
-    g_autofree char *qom = qom_guid(qts);
-    g_autofree char *other_guid = NULL;
-    QemuUUID uuid;
+    uint8_t *table;
 
-    g_assert_cmpint(qemu_uuid_parse(guest, &uuid), ==, 0);
-    g_assert_false(qemu_uuid_is_null(&uuid));
-    assert_qmp_guid(qts, guest);
-    g_assert_cmpstr(hmp, ==, guest);
-    g_assert_cmpstr(qom, ==, guest);
-
-    /* Without the property the device draws one too, a different one. */
-    other = qtest_initf("-machine %s -device vmgenid", m->name);
-    other_guid = qmp_guid(other);
-    g_assert_cmpstr(other_guid, !=, guest);
-    qtest_quit(other);
-    qtest_quit(qts);
+    g_assert_cmphex(addr, !=, 0);
+    *len = qtest_readl(vm->qts, addr + 4);
+    table = g_malloc(*len);
+    qtest_memread(vm->qts, addr, table, *len);
+    g_assert_cmpint(acpi_calc_checksum(table, *len), ==, 0);
+    return table;
 }
 
 /*
- * The SSDT, disassembled by iasl, is exactly the expected ASL (with the
- * firmware-patched VGIA value masked), and iasl warns about nothing.
+ * The address of the GUID, from the firmware-patched VGIA, which must be
+ * the first AML object: NameOp "VGIA" DWordPrefix <value>; in RAM.
  */
+static uint64_t acpi_guid_addr(Vm *vm, uint64_t rsdp, uint64_t ram_size)
+{
+    static const uint8_t name[] = { 0x08, 'V', 'G', 'I', 'A', 0x0c };
+    g_autofree uint8_t *table = NULL;
+    uint32_t len, vgia;
+
+    table = fetch_table(vm, find_table(vm, rsdp, "SSDT", "VMGENID"), &len);
+    g_assert_cmpint(len, >=, 36 + sizeof(name) + 4);
+    g_assert(!memcmp(table + 36, name, sizeof(name)));
+    vgia = ldl_le_p(table + 36 + sizeof(name));
+    g_assert_cmphex(vgia & 0xfff, ==, 0);   /* the firmware gives a page */
+    g_assert_cmphex(vgia, >, vm->m->ram);
+    g_assert_cmphex(vgia, <, vm->m->ram + ram_size);
+    return vgia + GUID_OFFSET;
+}
+
+/* Where the guest finds the GUID, once the firmware placed it. */
+static uint64_t guid_addr(Vm *vm)
+{
+    return vm->m->kind == VIRT ? VIRT_DT_PAGE
+           : acpi_guid_addr(vm, acpi_find_rsdp_address(vm->qts), RAM_SIZE);
+}
+
+/* iasl's disassembly of @table without banner, blanks at line ends, VGIA. */
+static char *disassemble(const uint8_t *table, uint32_t len)
+{
+    g_autofree char *dir = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
+    g_autofree char *aml = g_build_filename(dir, "table.aml", NULL);
+    g_autofree char *dsl = g_build_filename(dir, "table.dsl", NULL);
+    g_autofree char *out = NULL, *err = NULL, *text = NULL, *masked = NULL;
+    g_autoptr(GRegex) vgia = g_regex_new("Name \\(VGIA, 0x[0-9A-F]{8}\\)",
+                                         0, 0, NULL);
+    g_autoptr(GRegex) blanks = g_regex_new("[ \t]+$", G_REGEX_MULTILINE,
+                                           0, NULL);
+    const char *argv[] = { "iasl", "-d", aml, NULL };
+    int status;
+
+    g_assert_true(g_file_set_contents(aml, (char *)table, len, NULL));
+    g_assert_true(g_spawn_sync(dir, (char **)argv, NULL, G_SPAWN_SEARCH_PATH,
+                               NULL, NULL, &out, &err, &status, NULL));
+    g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    g_assert_null(strstr(out, "Warning"));
+    g_assert_null(strstr(err, "Warning"));
+    g_assert_true(g_file_get_contents(dsl, &text, NULL, NULL));
+    unlink(aml);
+    unlink(dsl);
+    rmdir(dir);
+    g_assert_nonnull(strstr(text, "DefinitionBlock"));
+    masked = g_regex_replace_literal(vgia, strstr(text, "DefinitionBlock"),
+                                     -1, 0, "Name (VGIA, 0xXXXXXXXX)", 0,
+                                     NULL);
+    return g_strchomp(g_regex_replace_literal(blanks, masked, -1, 0, "", 0,
+                                              NULL));
+}
+
+/* The SSDT, disassembled, with the firmware-patched VGIA masked. */
 static const char expected_asl[] =
     "DefinitionBlock (\"\", \"SSDT\", 1, \"BOCHS \", \"VMGENID\", 0x00000001)\n"
     "{\n"
@@ -601,165 +631,89 @@ static const char expected_asl_gpe[] =
     "    }\n";
 
 /*
- * iasl's output without its banner comments, trailing blanks and the
- * firmware-patched VGIA value.
+ * The SSDT as iasl sees it, with \_GPE._E05 on PC machines only; with a
+ * GED, its _EVT in the DSDT notifies \_SB.VGEN on event bit 0x40.
  */
-static char *asl_body(const char *dsl)
-{
-    g_autoptr(GRegex) vgia = g_regex_new("Name \\(VGIA, 0x[0-9A-F]{8}\\)",
-                                         0, 0, NULL);
-    g_autoptr(GRegex) blanks = g_regex_new("[ \t]+$", G_REGEX_MULTILINE,
-                                           0, NULL);
-    const char *start = strstr(dsl, "DefinitionBlock");
-    g_autofree char *masked = NULL;
-
-    g_assert_nonnull(start);
-    masked = g_regex_replace_literal(vgia, start, -1, 0,
-                                     "Name (VGIA, 0xXXXXXXXX)", 0, NULL);
-    return g_strchomp(g_regex_replace_literal(blanks, masked, -1, 0, "", 0,
-                                              NULL));
-}
-
-/* iasl's disassembly of @table, trimmed by asl_body(). */
-static char *disassemble(const uint8_t *table, uint32_t len)
-{
-    g_autofree char *dir = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
-    g_autofree char *aml_path = g_build_filename(dir, "table.aml", NULL);
-    g_autofree char *dsl_path = g_build_filename(dir, "table.dsl", NULL);
-    g_autofree char *out = NULL, *err = NULL, *dsl = NULL;
-    const char *argv[] = { "iasl", "-d", aml_path, NULL };
-    int status;
-
-    g_assert_true(g_file_set_contents(aml_path, (char *)table, len, NULL));
-    g_assert_true(g_spawn_sync(dir, (char **)argv, NULL, G_SPAWN_SEARCH_PATH,
-                               NULL, NULL, &out, &err, &status, NULL));
-    g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    g_assert_null(strstr(out, "Warning"));
-    g_assert_null(strstr(err, "Warning"));
-    g_assert_true(g_file_get_contents(dsl_path, &dsl, NULL, NULL));
-    unlink(aml_path);
-    unlink(dsl_path);
-    rmdir(dir);
-    return asl_body(dsl);
-}
-
-/* The SSDT as iasl sees it: with \_GPE._E05 on PC machines only. */
-static void assert_ssdt(QTestState *qts, uint64_t rsdp, bool gpe)
-{
-    g_autofree uint8_t *table = NULL;
-    g_autofree char *body = NULL;
-    g_autofree char *expected = g_strconcat(expected_asl,
-                                            gpe ? expected_asl_gpe : "",
-                                            "}", NULL);
-    uint32_t len;
-
-    table = fetch_table(qts, find_ssdt(qts, rsdp), &len);
-    body = disassemble(table, len);
-    g_assert_cmpstr(body, ==, expected);
-}
-
-/*
- * A Generic Event Device's _EVT in the DSDT notifies \_SB.VGEN on event
- * bit 0x40, which GED_VMGENID_EVT tests read back.
- */
-static void assert_ged_aml(QTestState *qts, uint64_t rsdp)
+static void assert_aml(Vm *vm, uint64_t rsdp)
 {
     g_autoptr(GRegex) branch = g_regex_new(
         "Method \\(_EVT, 1, Serialized\\).*"
         "If \\(\\(\\(Local0 & 0x40\\) == 0x40\\)\\)\\s*\\{\\s*"
         "Notify \\(\\\\_SB\\.VGEN, 0x80\\)", G_REGEX_DOTALL, 0, NULL);
-    uint64_t dsdt = find_dsdt(qts, rsdp);
-    g_autofree uint8_t *table = NULL;
-    g_autofree char *body = NULL;
+    g_autofree char *expected = g_strconcat(expected_asl,
+        vm->m->kind == PC ? expected_asl_gpe : "", "}", NULL);
+    g_autofree uint8_t *ssdt = NULL, *dsdt = NULL;
+    g_autofree char *body = NULL, *dsdt_body = NULL;
+    uint64_t fadt;
     uint32_t len;
 
-    table = fetch_table(qts, dsdt, &len);
-    body = disassemble(table, len);
-    g_assert_true(g_regex_match(branch, body, 0, NULL));
-}
-
-static void test_ssdt(const void *opaque)
-{
-    const Machine *m = opaque;
-    QTestState *qts = boot(m, "-device vmgenid,guid=" GUID1);
-    uint64_t rsdp = acpi_find_rsdp_address(qts);
-
-    assert_ssdt(qts, rsdp, m->kind == PC);
-    if (m->kind == MICROVM) {
-        assert_ged_aml(qts, rsdp);
+    ssdt = fetch_table(vm, find_table(vm, rsdp, "SSDT", "VMGENID"), &len);
+    body = disassemble(ssdt, len);
+    g_assert_cmpstr(body, ==, expected);
+    if (vm->m->kind == PC) {
+        return;
     }
-    qtest_quit(qts);
+    /* The DSDT: the FADT's X_DSDT, else its DSDT. */
+    fadt = find_table(vm, rsdp, "FACP", NULL);
+    g_assert_cmphex(fadt, !=, 0);
+    dsdt = fetch_table(vm, qtest_readl(vm->qts, fadt + 4) >= 148 &&
+                       qtest_readq(vm->qts, fadt + 140)
+                       ? qtest_readq(vm->qts, fadt + 140)
+                       : qtest_readl(vm->qts, fadt + 40), &len);
+    dsdt_body = disassemble(dsdt, len);
+    g_assert_true(g_regex_match(branch, dsdt_body, 0, NULL));
 }
 
-/*
- * fw_cfg as a guest uses it: I/O ports on x86, MMIO on Arm virt; DMA
- * without the allocator that qfw_cfg_write_file needs.
- */
-#define FW_CFG_IO        0x510
-#define VIRT_FW_CFG      0x09020000
-#define VIRT_RAM         0x40000000
+/* --- fw_cfg, as a guest uses it (DMA, at a scratch address) --------- */
 
-static bool arm(void)
+static uint64_t dma_scratch(Vm *vm)
 {
-    return !strcmp(qtest_get_arch(), "aarch64");
+    return vm->m->ram + 0x400000;
 }
 
-/* Guest memory the fw_cfg helpers may clobber. */
-static uint64_t dma_scratch(void)
-{
-    return (arm() ? VIRT_RAM : 0) + 0x400000;
-}
-
-/*
- * One fw_cfg DMA operation, as a guest issues it: @control with @len
- * bytes at dma_scratch(). Returns the control word QEMU leaves behind.
- */
-static uint32_t fw_cfg_dma(QTestState *qts, uint16_t key, uint32_t control,
+/* One DMA operation: @control on @len bytes; the control word after. */
+static uint32_t fw_cfg_dma(Vm *vm, uint16_t key, uint32_t control,
                            uint32_t len)
 {
-    const uint64_t desc = dma_scratch() + 0x1000;
+    const uint64_t desc = dma_scratch(vm) + 0x1000;
     struct fw_cfg_dma_access access = {
         .control = cpu_to_be32(control | (uint32_t)key << 16),
         .length = cpu_to_be32(len),
-        .address = cpu_to_be64(dma_scratch()),
+        .address = cpu_to_be64(dma_scratch(vm)),
     };
 
-    qtest_memwrite(qts, desc, &access, sizeof(access));
+    qtest_memwrite(vm->qts, desc, &access, sizeof(access));
     /* The address register, big endian: the high half, then the low. */
-    if (arm()) {
-        qtest_writel(qts, VIRT_FW_CFG + 16, cpu_to_be32(desc >> 32));
-        qtest_writel(qts, VIRT_FW_CFG + 20, cpu_to_be32((uint32_t)desc));
+    if (vm->m->kind == VIRT) {
+        qtest_writel(vm->qts, VIRT_FW_CFG + 16, cpu_to_be32(desc >> 32));
+        qtest_writel(vm->qts, VIRT_FW_CFG + 20, cpu_to_be32(desc));
     } else {
-        qtest_outl(qts, FW_CFG_IO + 4, cpu_to_be32(desc >> 32));
-        qtest_outl(qts, FW_CFG_IO + 8, cpu_to_be32((uint32_t)desc));
+        qtest_outl(vm->qts, FW_CFG_IO + 4, cpu_to_be32(desc >> 32));
+        qtest_outl(vm->qts, FW_CFG_IO + 8, cpu_to_be32(desc));
     }
-    return be32_to_cpu(qtest_readl(qts, desc));
+    return be32_to_cpu(qtest_readl(vm->qts, desc));
 }
 
-/* Read @len bytes of fw_cfg item @key, by DMA as a guest does. */
-static void fw_cfg_read(QTestState *qts, uint16_t key, void *buf,
-                        uint32_t len)
+static void fw_cfg_read(Vm *vm, uint16_t key, void *buf, uint32_t len)
 {
-    g_assert_cmphex(fw_cfg_dma(qts, key, FW_CFG_DMA_CTL_SELECT |
+    g_assert_cmphex(fw_cfg_dma(vm, key, FW_CFG_DMA_CTL_SELECT |
                                FW_CFG_DMA_CTL_READ, len), ==, 0);
-    qtest_memread(qts, dma_scratch(), buf, len);
+    qtest_memread(vm->qts, dma_scratch(vm), buf, len);
 }
 
 /* The selector of fw_cfg file @name, 0 if there is none. */
-static uint16_t fw_cfg_file_key(QTestState *qts, const char *name)
+static uint16_t fw_cfg_key(Vm *vm, const char *name)
 {
-    g_autofree uint8_t *dir = NULL;
-    struct fw_cfg_file *files;
+    g_autofree struct fw_cfg_file *files = NULL;
     uint32_t count, i;
 
-    /* A big-endian count, then the files. */
-    fw_cfg_read(qts, FW_CFG_FILE_DIR, &count, sizeof(count));
+    fw_cfg_read(vm, FW_CFG_FILE_DIR, &count, sizeof(count));
     count = be32_to_cpu(count);
-    dir = g_malloc(sizeof(count) + count * sizeof(*files));
-    fw_cfg_read(qts, FW_CFG_FILE_DIR, dir,
-                sizeof(count) + count * sizeof(*files));
-    files = (struct fw_cfg_file *)(dir + sizeof(count));
-    for (i = 0; i < count; i++) {
+    files = g_new(struct fw_cfg_file, count + 1);
+    /* A big-endian count, then the files. */
+    fw_cfg_read(vm, FW_CFG_FILE_DIR, (uint8_t *)(files + 1) - 4,
+                4 + count * sizeof(*files));
+    for (i = 1; i <= count; i++) {
         if (!strcmp(files[i].name, name)) {
             return be16_to_cpu(files[i].select);
         }
@@ -768,1127 +722,278 @@ static uint16_t fw_cfg_file_key(QTestState *qts, const char *name)
 }
 
 /* Write @len bytes of @data to etc/vmgenid_addr, @skip bytes into it. */
-static uint32_t write_addr_file(QTestState *qts, const void *data, size_t len,
+static uint32_t write_addr_file(Vm *vm, const void *data, size_t len,
                                 size_t skip)
 {
-    uint16_t key = fw_cfg_file_key(qts, "etc/vmgenid_addr");
+    uint16_t key = fw_cfg_key(vm, "etc/vmgenid_addr");
     uint32_t ctl = FW_CFG_DMA_CTL_SELECT;
 
     g_assert_cmpint(key, !=, 0);
     if (skip) {
-        g_assert_cmpint(fw_cfg_dma(qts, key, ctl | FW_CFG_DMA_CTL_SKIP, skip),
+        g_assert_cmpint(fw_cfg_dma(vm, key, ctl | FW_CFG_DMA_CTL_SKIP, skip),
                         ==, 0);
         key = 0;
         ctl = 0;
     }
-    qtest_memwrite(qts, dma_scratch(), data, len);
-    return fw_cfg_dma(qts, key, ctl | FW_CFG_DMA_CTL_WRITE, len);
+    qtest_memwrite(vm->qts, dma_scratch(vm), data, len);
+    return fw_cfg_dma(vm, key, ctl | FW_CFG_DMA_CTL_WRITE, len);
 }
 
-static uint32_t report_addr(QTestState *qts, uint64_t addr)
+/* Report the GUID's address as firmware does. */
+static void report_addr(Vm *vm, uint64_t addr)
 {
     uint64_t le = cpu_to_le64(addr);
 
-    return write_addr_file(qts, &le, sizeof(le), 0);
+    g_assert_cmphex(write_addr_file(vm, &le, sizeof(le), 0), ==, 0);
 }
 
-static uint64_t fw_cfg_addr_file(QTestState *qts)
+static uint64_t addr_file(Vm *vm)
 {
-    uint16_t key = fw_cfg_file_key(qts, "etc/vmgenid_addr");
-    uint64_t addr_le = 0;
+    uint16_t key = fw_cfg_key(vm, "etc/vmgenid_addr");
+    uint64_t le = 0;
 
     g_assert_cmpint(key, !=, 0);
-    fw_cfg_read(qts, key, &addr_le, sizeof(addr_le));
-    return le64_to_cpu(addr_le);
+    fw_cfg_read(vm, key, &le, sizeof(le));
+    return le64_to_cpu(le);
 }
 
+/* --- Firmware ------------------------------------------------------ */
+
 /*
- * Nothing is written before the firmware reports the page; a reset forgets
- * the page until the firmware, run again, reports it again.
+ * Real firmware places the page and finds the current GUID: set before
+ * it ran (kept, then placed, the change reported at cont but not
+ * notified), set while running (written and notified), and, on PC,
+ * placed anew after a reset, before which nothing is written. Devices
+ * without a guid property or with "auto" draw GUIDs of their own.
  */
-static void test_reset(const void *opaque)
+static void test_firmware(const void *opaque)
 {
     const Machine *m = opaque;
-    QTestState *qts;
+    Vm *vm = vm_start(&(Start){ m, BOOT_BIOS,
+                                .args = "-S -device vmgenid,id=vg,guid="
+                                        GUID1 });
+    Vm *a = vm_start(&(Start){ m, .args = "-device vmgenid,id=vg" });
+    Vm *b = vm_start(&(Start){ m, .args = "-device vmgenid,id=vg,guid=auto" });
+    g_autofree char *guid_a = qemu_guid(a), *guid_b = qemu_guid(b);
     uint8_t zero[16] = {}, mem[16];
     uint64_t addr;
-
-    qts = start_vm(m, "-S -device vmgenid,guid=" GUID1);
-    g_assert_cmphex(fw_cfg_addr_file(qts), ==, 0);
-    qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
-    boot_sector_test(qts);
-    addr = seabios_guid_addr(qts);
-    g_assert_cmphex(fw_cfg_addr_file(qts), ==, addr);
-
-    /* Reset while stopped, so the firmware cannot run yet. */
-    qtest_qmp_assert_success(qts, "{'execute': 'stop'}");
-    qtest_memwrite(qts, addr, zero, sizeof(zero));
-    qtest_qmp_assert_success(qts, "{'execute': 'system_reset'}");
-    g_assert_cmphex(fw_cfg_addr_file(qts), ==, 0);
-    set_guid(qts, GUID2);
-    qtest_memread(qts, addr, mem, sizeof(mem));
-    g_assert(!memcmp(mem, zero, sizeof(zero)));
-
-    /* The firmware places the page again and finds the current GUID. */
-    qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
-    boot_sector_test(qts);
-    addr = seabios_guid_addr(qts);
-    g_assert_cmphex(fw_cfg_addr_file(qts), ==, addr);
-    assert_guest_guid(qts, addr, GUID2);
-    assert_qmp_guid(qts, GUID2);
-    qtest_quit(qts);
-}
-
-/*
- * savevm, then loadvm: "auto" answers with a new GUID, a fixed GUID stays
- * as it is. @set_after: a set between the two, so that the snapshot holds
- * another value than QEMU. @paused: load into a stopped VM, which hears of
- * the change only when it runs again.
- */
-static void test_loadvm(const Machine *m, const char *prop, bool set_after,
-                        bool paused)
-{
-    g_autofree char *tmp = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
-    g_autofree char *img = g_build_filename(tmp, "snap.qcow2", NULL);
-    g_autofree char *args = NULL, *before = NULL, *after = NULL;
-    g_autofree char *saved = NULL;
-    bool fresh = !strcmp(prop, "auto");
-    QTestState *qts;
-    uint64_t addr;
-
-    g_assert_true(mkimg(img, "qcow2", 1));
-    args = g_strdup_printf("-drive if=none,id=snap,file=%s,format=qcow2"
-                           " -device vmgenid,guid=%s", img, prop);
-    qts = boot(m, args);
-    addr = machine_guid_addr(qts, m);
-
-    saved = qmp_guid(qts);
-    hmp_ok(qts, "savevm s1");
-    if (set_after) {
-        set_guid(qts, GUID2);
-        g_assert_true(notified(qts, m));
-    }
-    before = qmp_guid(qts);
-    drop_events(qts);
-    if (paused) {
-        qtest_qmp_assert_success(qts, "{'execute': 'stop'}");
-    }
-    hmp_ok(qts, "loadvm s1");
-
-    after = qmp_guid(qts);
-    if (fresh) {
-        g_assert_cmpstr(after, !=, before);
-    } else {
-        g_assert_cmpstr(after, ==, before);
-    }
-    if (paused) {
-        /* Memory holds what the saved guest was told of, until cont. */
-        assert_guest_guid(qts, addr, saved);
-        assert_told(qts, m, NULL, NULL);
-        qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
-    }
-    assert_guest_guid(qts, addr, after);
-    /* The guest had the snapshot's GUID: is the current one another? */
-    assert_told(qts, m, after,
-                fresh || set_after ? "snapshot-load" : NULL);
-    qtest_quit(qts);
-    unlink(img);
-    rmdir(tmp);
-}
-
-static void test_loadvm_auto(const void *opaque)
-{
-    test_loadvm(opaque, "auto", false, false);
-}
-
-static void test_loadvm_fixed(const void *opaque)
-{
-    test_loadvm(opaque, GUID1, false, false);
-}
-
-static void test_loadvm_fixed_set(const void *opaque)
-{
-    test_loadvm(opaque, GUID1, true, false);
-}
-
-static void test_loadvm_paused(const void *opaque)
-{
-    test_loadvm(opaque, "auto", false, true);
-}
-
-/* set-vm-generation-id while running: unchanged, HMP, and bad input. */
-static void test_set(const void *opaque)
-{
-    const Machine *m = opaque;
-    QTestState *qts = boot(m, "-device vmgenid,id=vg,guid=" GUID1);
-    uint64_t addr = machine_guid_addr(qts, m);
-    g_autofree char *drawn = NULL;
-
-    /* Running: in guest memory, the guest notified, the change reported. */
-    drop_events(qts);
-    set_guid(qts, GUID2);
-    assert_guest_guid(qts, addr, GUID2);
-    assert_qmp_guid(qts, GUID2);
-    assert_told(qts, m, GUID2, "set");
-
-    /* The same value again is no change. */
-    set_guid(qts, GUID2);
-    assert_told(qts, m, NULL, NULL);
-
-    /* "auto" draws a new one. */
-    set_guid(qts, "auto");
-    drawn = qmp_guid(qts);
-    g_assert_cmpstr(drawn, !=, GUID2);
-    assert_guest_guid(qts, addr, drawn);
-    assert_told(qts, m, drawn, "set");
-
-    /* HMP, and qom-set of the property. */
-    hmp_ok(qts, "set_vm_generation_id " GUID1);
-    assert_guest_guid(qts, addr, GUID1);
-    assert_told(qts, m, GUID1, "set");
-    qtest_qmp_assert_success(qts, "{'execute': 'qom-set', 'arguments':"
-                             " {'path': '/machine/peripheral/vg',"
-                             "  'property': 'guid', 'value': %s}}", GUID2);
-    assert_guest_guid(qts, addr, GUID2);
-    assert_told(qts, m, GUID2, "set");
-    qtest_quit(qts);
-}
-
-/*
- * While paused, QEMU reports the value at once; guest memory gets it, and
- * the guest hears of it, once, when it runs again, and not at all if the
- * value is back to the one it was told of.
- */
-static void test_set_paused(const void *opaque)
-{
-    const Machine *m = opaque;
-    QTestState *qts = boot(m, "-device vmgenid,guid=" GUID1);
-    uint64_t addr = machine_guid_addr(qts, m);
-
-    drop_events(qts);
-    qtest_qmp_assert_success(qts, "{'execute': 'stop'}");
-    set_guid(qts, "auto");
-    set_guid(qts, GUID2);
-    assert_qmp_guid(qts, GUID2);
-    assert_guest_guid(qts, addr, GUID1);
-    assert_told(qts, m, NULL, NULL);
-    qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
-    assert_guest_guid(qts, addr, GUID2);
-    assert_told(qts, m, GUID2, "set");
-
-    qtest_qmp_assert_success(qts, "{'execute': 'stop'}");
-    set_guid(qts, GUID1);
-    set_guid(qts, GUID2);
-    qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
-    assert_told(qts, m, NULL, NULL);
-
-    /* stop/cont and a reset change nothing. */
-    qtest_qmp_assert_success(qts, "{'execute': 'stop'}");
-    qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
-    qtest_qmp_assert_success(qts, "{'execute': 'system_reset'}");
-    wait_ready(qts, m);
-    assert_guest_guid(qts, machine_guid_addr(qts, m), GUID2);
-    assert_told(qts, m, NULL, NULL);
-    qtest_quit(qts);
-}
-
-/* Set before the firmware placed the page: kept, then placed. */
-static void test_set_early(const void *opaque)
-{
-    const Machine *m = opaque;
-    QTestState *qts = start_vm(m, "-S -device vmgenid,guid=" GUID1);
-
-    drop_events(qts);
-    set_guid(qts, GUID2);
-    assert_event(qts, NULL, NULL);
-    g_assert_cmphex(fw_cfg_addr_file(qts), ==, 0);
-    qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
-    /* No page yet, so no GPE; management hears of it all the same. */
-    assert_event(qts, GUID2, "set");
-    wait_ready(qts, m);
-    assert_guest_guid(qts, seabios_guid_addr(qts), GUID2);
-    g_assert_false(notified(qts, m));
-    qtest_quit(qts);
-}
-
-/* Wait for the end of a migration; return "completed" or "failed". */
-static const char *wait_migration(QTestState *qts)
-{
-    const char *result = NULL;
-    QDict *rsp;
-    int i;
-
-    for (i = 0; i < TIMEOUT * 10 && !result; i++) {
-        const char *status;
-
-        rsp = qtest_qmp(qts, "{'execute': 'query-migrate'}");
-        status = qdict_get_try_str(qdict_get_qdict(rsp, "return"), "status");
-        if (!g_strcmp0(status, "completed")) {
-            result = "completed";
-        } else if (!g_strcmp0(status, "failed")) {
-            result = "failed";
-        }
-        qobject_unref(rsp);
-        if (!result) {
-            g_usleep(100 * 1000);
-        }
-    }
-    g_assert_nonnull(result);
-    return result;
-}
-
-/* Migrate @src to @dst, started with -incoming defer, through @uri. */
-static void migrate_vm(QTestState *src, QTestState *dst, const char *uri)
-{
-    qtest_qmp_assert_success(dst, "{'execute': 'migrate-incoming',"
-                             " 'arguments': {'uri': %s}}", uri);
-    qtest_qmp_assert_success(src, "{'execute': 'migrate',"
-                             " 'arguments': {'uri': %s}}", uri);
-    g_assert_cmpstr(wait_migration(src), ==, "completed");
-    g_assert_cmpstr(wait_migration(dst), ==, "completed");
-}
-
-/*
- * Migrations between two of our QEMUs: the source started with
- * @src_guid, the destination with @dst_guid.
- */
-typedef struct {
-    const char *name;
-    const char *src_guid, *dst_guid;
-    enum { SAME, DST_FIXED, FRESH } expect;
-} MigrateCase;
-
-static const MigrateCase migrate_cases[] = {
-    { "migrate", GUID1, GUID2, DST_FIXED },
-    { "migrate-same", GUID1, GUID1, SAME },
-    { "migrate-auto", "auto", "auto", FRESH },
-    { "migrate-auto-to-fixed", "auto", GUID2, DST_FIXED },
-    { "migrate-fixed-to-auto", GUID1, "auto", FRESH },
-};
-
-typedef struct {
-    const Machine *m;
-    const MigrateCase *c;
-} MigrateTest;
-
-typedef struct {
-    char *dir, *uri, *file;
-} Scratch;
-
-static void scratch_init(Scratch *s)
-{
-    s->dir = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
-    s->uri = g_strdup_printf("unix:%s/migsock", s->dir);
-    s->file = g_build_filename(s->dir, "state", NULL);
-}
-
-static void scratch_free(Scratch *s)
-{
-    unlink(s->uri + strlen("unix:"));
-    unlink(s->file);
-    rmdir(s->dir);
-    g_free(s->dir);
-    g_free(s->uri);
-    g_free(s->file);
-}
-
-static void test_migrate(const void *opaque)
-{
-    const MigrateTest *t = opaque;
-    const Machine *m = t->m;
-    const MigrateCase *c = t->c;
-    g_autofree char *src_args = g_strdup_printf("-device vmgenid,guid=%s",
-                                                c->src_guid);
-    g_autofree char *dst_args = g_strdup_printf(
-        "-incoming defer -device vmgenid,guid=%s", c->dst_guid);
-    g_autofree char *before = NULL, *own = NULL, *after = NULL;
-    QTestState *src, *dst;
-    Scratch tmp;
-    uint64_t addr;
-
-    scratch_init(&tmp);
-    src = boot(m, src_args);
-    addr = machine_guid_addr(src, m);
-    before = qmp_guid(src);
-    assert_guest_guid(src, addr, before);
-
-    dst = start_vm(m, dst_args);
-    own = qmp_guid(dst);
-    migrate_vm(src, dst, tmp.uri);
-    wait_status(dst, "running");
-
-    after = qmp_guid(dst);
-    assert_guest_guid(dst, addr, after);
-    switch (c->expect) {
-    case SAME:
-        g_assert_cmpstr(after, ==, before);
-        assert_told(dst, m, NULL, NULL);
-        break;
-    case DST_FIXED:
-        g_assert_cmpstr(after, ==, c->dst_guid);
-        assert_told(dst, m, after, "migration");
-        break;
-    case FRESH:
-        /* Neither the source's nor one anybody saw before the load. */
-        g_assert_cmpstr(after, !=, before);
-        g_assert_cmpstr(after, !=, own);
-        assert_told(dst, m, after, "migration");
-        break;
-    }
-    qtest_quit(src);
-    qtest_quit(dst);
-    scratch_free(&tmp);
-}
-
-/*
- * Boot a guid=auto source, and migrate it to a guid=auto destination
- * started with @dst_opts. Returns the source; the destination, the GUID's
- * address and the source's GUID come back through the pointers.
- */
-static QTestState *migrate_auto(const Machine *m, const char *dst_opts,
-                                Scratch *tmp, QTestState **dst,
-                                uint64_t *addr, char **src_guid)
-{
-    g_autofree char *args = g_strdup_printf(
-        "%s -incoming defer -device vmgenid,guid=auto", dst_opts);
-    QTestState *src = boot(m, "-device vmgenid,guid=auto");
-
-    *addr = machine_guid_addr(src, m);
-    *src_guid = qmp_guid(src);
-    *dst = start_vm(m, args);
-    drop_events(src);
-    migrate_vm(src, *dst, tmp->uri);
-    return src;
-}
-
-/*
- * A destination started with -S: it has its new GUID in memory when the
- * migration ends and hears of it at cont; unless management gave it the
- * source's GUID meanwhile, which continues the generation.
- */
-static void test_migrate_paused(const Machine *m, bool keep_source_guid)
-{
-    g_autofree char *before = NULL, *after = NULL;
-    QTestState *dst;
-    Scratch tmp;
-    uint64_t addr;
-
-    scratch_init(&tmp);
-    qtest_quit(migrate_auto(m, "-S", &tmp, &dst, &addr, &before));
-
-    after = qmp_guid(dst);
-    g_assert_cmpstr(after, !=, before);
-    /* Memory holds what the guest was told of, until it runs. */
-    assert_guest_guid(dst, addr, before);
-    assert_told(dst, m, NULL, NULL);
-    if (keep_source_guid) {
-        set_guid(dst, before);
-    }
-    qtest_qmp_assert_success(dst, "{'execute': 'cont'}");
-    if (keep_source_guid) {
-        assert_told(dst, m, NULL, NULL);
-    } else {
-        assert_told(dst, m, after, "migration");
-    }
-    qtest_quit(dst);
-    scratch_free(&tmp);
-}
-
-static void test_migrate_paused_cont(const void *opaque)
-{
-    test_migrate_paused(opaque, false);
-}
-
-static void test_migrate_paused_keep(const void *opaque)
-{
-    test_migrate_paused(opaque, true);
-}
-
-/* The source, resumed after its migration, goes on as it was. */
-static void test_migrate_source_resumes(const void *opaque)
-{
-    const Machine *m = opaque;
-    g_autofree char *before = NULL;
-    QTestState *src, *dst;
-    Scratch tmp;
-    uint64_t addr;
-
-    scratch_init(&tmp);
-    src = migrate_auto(m, "", &tmp, &dst, &addr, &before);
-    qtest_quit(dst);
-
-    qtest_qmp_assert_success(src, "{'execute': 'cont'}");
-    wait_status(src, "running");
-    assert_qmp_guid(src, before);
-    assert_guest_guid(src, addr, before);
-    assert_told(src, m, NULL, NULL);
-    qtest_quit(src);
-    scratch_free(&tmp);
-}
-
-/*
- * A state saved to a file and restored twice with "auto": two copies of
- * one guest, each with a GUID of its own, each told.
- */
-static void test_restore_twice(const void *opaque)
-{
-    const Machine *m = opaque;
-    g_autofree char *uri = NULL, *saved = NULL;
-    char *restored[2];
-    QTestState *src, *dst;
-    Scratch tmp;
-    uint64_t addr;
-    int i;
-
-    scratch_init(&tmp);
-    uri = g_strdup_printf("file:%s", tmp.file);
-    src = boot(m, "-device vmgenid,guid=auto");
-    addr = machine_guid_addr(src, m);
-    saved = qmp_guid(src);
-    qtest_qmp_assert_success(src, "{'execute': 'stop'}");
-    qtest_qmp_assert_success(src, "{'execute': 'migrate',"
-                             " 'arguments': {'uri': %s}}", uri);
-    g_assert_cmpstr(wait_migration(src), ==, "completed");
-    qtest_quit(src);
-
-    for (i = 0; i < 2; i++) {
-        dst = start_vm(m, "-incoming defer -device vmgenid,guid=auto");
-        qtest_qmp_assert_success(dst, "{'execute': 'migrate-incoming',"
-                                 " 'arguments': {'uri': %s}}", uri);
-        g_assert_cmpstr(wait_migration(dst), ==, "completed");
-        qtest_qmp_assert_success(dst, "{'execute': 'cont'}");
-        restored[i] = qmp_guid(dst);
-        g_assert_cmpstr(restored[i], !=, saved);
-        assert_guest_guid(dst, addr, restored[i]);
-        assert_told(dst, m, restored[i], "migration");
-        qtest_quit(dst);
-    }
-    g_assert_cmpstr(restored[0], !=, restored[1]);
-    g_free(restored[0]);
-    g_free(restored[1]);
-    scratch_free(&tmp);
-}
-
-/*
- * An incoming migration that fails after the device's state was loaded
- * (the source has a device the destination lacks): QEMU stays up and
- * reports no change.
- */
-static void test_migrate_failed(const void *opaque)
-{
-    const Machine *m = opaque;
-    QTestState *src, *dst;
-    Scratch tmp;
-
-    scratch_init(&tmp);
-    src = boot(m, m->kind == PC ? "-device vmgenid,guid=" GUID1
-                                  " -device i6300esb"
-                  : m->kind == MICROVM ? "-device vmgenid,guid=" GUID1
-                                         " -device virtio-rng-device"
-                  : "-device vmgenid,guid=" GUID1 " -device virtio-rng-pci");
-    dst = start_vm(m, "-incoming defer -device vmgenid,guid=" GUID2);
-    drop_events(dst);
-    qtest_qmp_assert_success(dst, "{'execute': 'migrate-incoming',"
-                             " 'arguments': {'uri': %s,"
-                             "  'exit-on-error': false}}", tmp.uri);
-    qtest_qmp_assert_success(src, "{'execute': 'migrate',"
-                             " 'arguments': {'uri': %s}}", tmp.uri);
-    g_assert_cmpstr(wait_migration(dst), ==, "failed");
-    assert_told(dst, m, NULL, NULL);
-    assert_qmp_guid(dst, GUID2);
-    qtest_quit(src);
-    qtest_quit(dst);
-    scratch_free(&tmp);
-}
-
-/*
- * Migration with upstream QEMU 10.2.2 (@UPSTREAM names its binary) on a
- * machine type both have, with default options: live, or savevm in one
- * and loadvm in the other. The destination runs with its own GUID.
- */
-typedef struct {
-    const Machine *m;
-    const char *type;           /* machine type or alias */
-    bool to_upstream;
-    bool savevm;
-} UpstreamTest;
-
-static void test_upstream(const void *opaque)
-{
-    const UpstreamTest *t = opaque;
-    const char *src_var = t->to_upstream ? NULL : UPSTREAM;
-    const char *dst_var = t->to_upstream ? UPSTREAM : NULL;
-    g_autofree char *img = NULL;
-    QTestState *src, *dst;
-    Scratch tmp;
-    uint64_t addr;
-
-    g_assert_nonnull(g_getenv(UPSTREAM));
-    scratch_init(&tmp);
-    if (t->savevm) {
-        /* A qcow2 boot disk both processes open, to hold the snapshot. */
-        g_autofree char *cmd = NULL;
-
-        img = g_build_filename(tmp.dir, "disk.qcow2", NULL);
-        cmd = g_strdup_printf("%s convert -f raw -O qcow2 %s %s",
-                              g_getenv("QTEST_QEMU_IMG"), disk, img);
-        g_assert_cmpint(system(cmd), ==, 0);
-    }
-    src = start_on(t->type, src_var, img, "-device vmgenid,guid=" GUID1);
-    boot_sector_test(src);
-    addr = seabios_guid_addr(src);
-    assert_guest_guid(src, addr, GUID1);
-
-    if (t->savevm) {
-        hmp_ok(src, "savevm s1");
-        qtest_quit(src);
-        dst = start_on(t->type, dst_var, img, "-S -device vmgenid,guid=" GUID2);
-        hmp_ok(dst, "loadvm s1");
-    } else {
-        dst = start_on(t->type, dst_var, NULL,
-                       "-incoming defer -device vmgenid,guid=" GUID2);
-        migrate_vm(src, dst, tmp.uri);
-        qtest_quit(src);
-    }
-    qtest_qmp_assert_success(dst, "{'execute': 'cont'}");
-    assert_guest_guid(dst, addr, GUID2);
-    assert_qmp_guid(dst, GUID2);
-    g_assert_true(notified(dst, t->m));
-    if (!dst_var) {
-        assert_event(dst, GUID2, t->savevm ? "snapshot-load" : "migration");
-    }
-    qtest_quit(dst);
-    if (img) {
-        unlink(img);
-    }
-    scratch_free(&tmp);
-}
-
-/* A change while the guest sleeps in S3 is announced when it wakes up. */
-static void test_s3(const void *opaque)
-{
-    const Machine *m = opaque;
-    g_autofree char *args = g_strdup_printf(
-        "-global %s -device vmgenid,guid=" GUID1, m->s3_global);
-    QTestState *qts = boot(m, args);
-    uint64_t addr = seabios_guid_addr(qts);
-
-    drop_events(qts);
-    /* SLP_TYP 1 (QEMU's \_S3) and SLP_EN, as an OS suspending does. */
-    qtest_outw(qts, m->pm1_cnt, (1 << 10) | (1 << 13));
-    qtest_qmp_eventwait(qts, "SUSPEND");
-    wait_status(qts, "suspended");
-
-    set_guid(qts, GUID2);
-    assert_guest_guid(qts, addr, GUID1);
-    assert_event(qts, NULL, NULL);
-    /* QEMU wakes the guest before it reads the next command. */
-    qtest_qmp_assert_success(qts, "{'execute': 'system_wakeup'}");
-    assert_event(qts, GUID2, "set");
-    assert_guest_guid(qts, addr, GUID2);
-    /*
-     * SeaBIOS, finding no OS waking vector, reboots now: that a Linux
-     * guest hears of the change is tests/functional's to show.
-     */
-    qtest_quit(qts);
-}
-
-/* A firmware file: the one the environment variable env names, else path. */
-static const char *firmware_file(const char *env, const char *path)
-{
-    const char *file = g_getenv(env) ?: path;
-
-    g_assert_true(g_file_test(file, G_FILE_TEST_EXISTS));
-    return file;
-}
-
-/*
- * Start a machine (its arguments) that boots QEMU's UEFI ACPI test image
- * for arch through UEFI firmware: code read-only, a throwaway copy of the
- * varstore template vars.
- */
-static QTestState *uefi_start(const char *machine, const char *arch,
-                              const char *code, const char *vars)
-{
-    g_autofree char *name = g_strdup_printf("bios-tables-test.%s.iso.qcow2",
-                                            arch);
-    g_autofree char *image = g_test_build_filename(G_TEST_DIST, "..", "data",
-                                                   "uefi-boot-images", name,
-                                                   NULL);
-
-    return qtest_initf("%s -accel tcg -nodefaults -net none"
-                       " -drive if=pflash,format=raw,file=%s,readonly=on"
-                       " -drive if=pflash,format=raw,file=%s,snapshot=on"
-                       " -cdrom %s -device vmgenid,guid=" GUID1,
-                       machine, code, vars, image);
-}
-
-/* One UEFI boot: q35 with Debian's OVMF and QEMU's UEFI ACPI test image. */
-static void test_uefi(const void *opaque)
-{
-    QTestState *qts;
-    uint64_t rsdp;
-
-    qts = uefi_start("-machine q35 -m 128M", "x86_64",
-                     firmware_file("VMGENID_TEST_OVMF_CODE",
-                                   "/usr/share/OVMF/OVMF_CODE_4M.fd"),
-                     firmware_file("VMGENID_TEST_OVMF_VARS",
-                                   "/usr/share/OVMF/OVMF_VARS_4M.fd"));
-    rsdp = acpi_find_rsdp_address_uefi(qts, 0, RAM_SIZE);
-    assert_guest_guid(qts, guid_addr(qts, rsdp), GUID1);
-    qtest_quit(qts);
-}
-
-/* Run QEMU to its startup error and check the first line it prints. */
-static void assert_startup_error(const char *args, const char *expected)
-{
-    g_autofree char *cmd = g_strdup_printf("%s -display none -accel qtest %s",
-                                           qtest_qemu_binary(NULL), args);
-    g_autofree char *out = NULL, *err = NULL;
-    g_auto(GStrv) argv = NULL;
-    const char *line;
-    int status;
-
-    g_assert_true(g_shell_parse_argv(cmd, NULL, &argv, NULL));
-    g_assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
-                               &out, &err, &status, NULL));
-    g_assert_true(WIFEXITED(status));
-    g_assert_cmpint(WEXITSTATUS(status), ==, 1);
-    line = strstr(err, ": ");
-    g_assert_nonnull(line);
-    *strchrnul(err, '\n') = '\0';
-    g_assert_cmpstr(line + 2, ==, expected);
-}
-
-static const char *const bad_guids[] = {
-    "",
-    "Auto",
-    "324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb8",
-    "324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb877",
-    "324e6eafxd1d1-4bf6-bf41-b9bb6c91fb87",
-    "324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb8g",
-    "+24e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87",
-    "0x4e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87",
-    "324e6eafd1d14bf6bf41b9bb6c91fb87",
-};
-
-static void test_bad_guid(void)
-{
-    int i;
-
-    for (i = 0; i < ARRAY_SIZE(bad_guids); i++) {
-        g_autofree char *args = g_strdup_printf(
-            "-M pc -device 'vmgenid,guid=%s'", bad_guids[i]);
-        g_autofree char *expected = g_strdup_printf(
-            "-device vmgenid,guid=%s: '%s' is not a valid GUID",
-            bad_guids[i], bad_guids[i]);
-
-        assert_startup_error(args, expected);
-    }
-}
-
-/*
- * A long or odd string is quoted only in part, and only printable: the
- * first 40 characters, then "...".
- */
-static void test_bad_guid_long(void)
-{
-    QTestState *qts = qtest_init("-M pc -device vmgenid,id=vg");
-    g_autofree char *huge = g_strnfill(100 * 1024, 'a');
-    g_autofree char *prefix = g_strnfill(40, 'a');
-    g_autofree char *expected = g_strdup_printf("'%s...' is not a valid GUID",
-                                                prefix);
-    g_autofree char *guid = qmp_guid(qts);
-
-    assert_error(qtest_qmp(qts, "{'execute': 'set-vm-generation-id',"
-                           " 'arguments': {'guid': %s}}", huge), expected);
-    assert_error(qtest_qmp(qts, "{'execute': 'qom-set', 'arguments':"
-                           " {'path': '/machine/peripheral/vg',"
-                           "  'property': 'guid', 'value': %s}}", huge),
-                 expected);
-    assert_error(qtest_qmp(qts, "{'execute': 'set-vm-generation-id',"
-                           " 'arguments': {'guid': %s}}", "ab\ncd\033[1m"),
-                 "'ab?cd?[1m' is not a valid GUID");
-    assert_error(qtest_qmp(qts, "{'execute': 'set-vm-generation-id',"
-                           " 'arguments': {'guid': 'xyz'}}"),
-                 "'xyz' is not a valid GUID");
-    assert_qmp_guid(qts, guid);
-    qtest_quit(qts);
-}
-
-/* Whether QEMU has QOM type @type. */
-static bool qtest_has_type(const char *type)
-{
-    QTestState *qts = qtest_init("-machine none");
-    QDict *rsp = qtest_qmp(qts, "{'execute': 'qom-list-types',"
-                           " 'arguments': {'abstract': false}}");
-    const QListEntry *e;
-    bool found = false;
-
-    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
-        QDict *t = qobject_to(QDict, qlist_entry_obj(e));
-
-        found |= !strcmp(qdict_get_str(t, "name"), type);
-    }
-    qobject_unref(rsp);
-    qtest_quit(qts);
-    return found;
-}
-
-/*
- * Confidential guests: their memory is not QEMU's to write. (SEV's object
- * exists where QEMU is built with KVM; SEV-SNP and TDX need KVM before any
- * device is created.)
- */
-static void test_refused_confidential(void)
-{
-    if (!qtest_has_type("sev-guest")) {
-        g_test_skip("this QEMU has no sev-guest");
+    QemuUUID uuid;
+
+    /* Without the property, or with "auto": random, and not the same. */
+    g_assert_cmpint(qemu_uuid_parse(guid_a, &uuid), ==, 0);
+    g_assert_false(qemu_uuid_is_null(&uuid));
+    g_assert_cmpint(qemu_uuid_parse(guid_b, &uuid), ==, 0);
+    g_assert_false(qemu_uuid_is_null(&uuid));
+    g_assert_cmpstr(guid_a, !=, guid_b);
+    vm_quit(a);
+    vm_quit(b);
+    if (m->kind == VIRT) {
+        /* No firmware runs here: the sequences cover QEMU's own page. */
+        vm_quit(vm);
         return;
     }
-    assert_startup_error("-M q35,confidential-guest-support=sev0"
-                         " -object sev-guest,id=sev0,cbitpos=47,"
-                         "reduced-phys-bits=1 -device vmgenid",
-        "-device vmgenid: vmgenid cannot work with confidential guest"
-        " support: QEMU cannot write into the guest's private memory");
-}
 
-static void test_refused(void)
-{
-    assert_startup_error("-M pc -device vmgenid -device vmgenid",
-        "-device vmgenid: only one vmgenid device is allowed");
-    assert_startup_error("-M pc,acpi=off -device vmgenid",
-        "-device vmgenid: vmgenid needs ACPI, which is disabled (acpi=off)");
-    assert_startup_error("-M q35,acpi=off -device vmgenid",
-        "-device vmgenid: vmgenid needs ACPI, which is disabled (acpi=off)");
-    assert_startup_error("-M pc -global fw_cfg_io.dma_enabled=off"
-                         " -device vmgenid",
-        "-device vmgenid: vmgenid needs fw_cfg with DMA, which this machine"
-        " does not have or has disabled");
-    assert_startup_error("-M isapc -device vmgenid",
-        "-device vmgenid: Parameter 'driver' expects a dynamic sysbus device"
-        " type for the machine");
-    /* (Without ACPI microvm's default firmware is qboot: name SeaBIOS.) */
-    assert_startup_error("-M microvm,acpi=off"
-                         " -bios /usr/share/seabios/bios-microvm.bin"
-                         " -device vmgenid",
-        "-device vmgenid: vmgenid needs ACPI, which is disabled (acpi=off)");
-    assert_startup_error("-M none -device vmgenid",
-        "-device vmgenid: Parameter 'driver' expects a dynamic sysbus device"
-        " type for the machine");
-}
+    g_assert_cmphex(addr_file(vm), ==, 0);
+    qtest_qmp_assert_success(vm->qts, "{'execute': 'set-vm-generation-id',"
+                             " 'arguments': {'guid': %s}}", GUID2);
+    assert_change(vm, NULL, NULL);
+    qtest_qmp_assert_success(vm->qts, "{'execute': 'cont'}");
+    assert_change(vm, GUID2, "set");
+    wait_firmware(vm);
+    addr = guid_addr(vm);
+    assert_guest_guid(vm, addr, GUID2);
+    g_assert_false(acpi_notified(vm));
+    g_free(qemu_guid(vm));
 
-/* qboot stops at a WRITE_POINTER command: refused, whatever the machine. */
-static void test_refused_qboot(void)
-{
-    g_autofree char *dir = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
-    g_autofree char *rom = g_build_filename(dir, "qboot.rom", NULL);
-    g_autofree char *args = NULL;
-    g_autofree char *data = NULL;
-    gsize len;
-    int i;
-    static const char *const machines[] = { "microvm", "pc" };
-
-    /* Any ROM image will do: the name is what says it is qboot. */
-    g_assert_true(g_file_get_contents("/usr/share/seabios/bios-microvm.bin",
-                                      &data, &len, NULL));
-    g_assert_true(g_file_set_contents(rom, data, len, NULL));
-    for (i = 0; i < ARRAY_SIZE(machines); i++) {
-        g_free(args);
-        args = g_strdup_printf("-M %s -bios %s -device vmgenid",
-                               machines[i], rom);
-        assert_startup_error(args,
-            "-device vmgenid: vmgenid needs firmware that carries out ACPI"
-            " WRITE_POINTER commands, which qboot does not");
+    qtest_qmp_assert_success(vm->qts, "{'execute': 'set-vm-generation-id',"
+                             " 'arguments': {'guid': %s}}", GUID1);
+    assert_guest_guid(vm, addr, GUID1);
+    g_assert_true(acpi_notified(vm));
+    assert_change(vm, GUID1, "set");
+    g_assert_cmphex(addr_file(vm), ==, addr);
+    if (m->kind == PC) {
+        /* Reset while stopped, so that the firmware cannot run yet. */
+        qtest_qmp_assert_success(vm->qts, "{'execute': 'stop'}");
+        qtest_memwrite(vm->qts, addr, zero, sizeof(zero));
+        qtest_qmp_assert_success(vm->qts, "{'execute': 'system_reset'}");
+        g_assert_cmphex(addr_file(vm), ==, 0);
+        qtest_qmp_assert_success(vm->qts, "{'execute':"
+                                 " 'set-vm-generation-id', 'arguments':"
+                                 " {'guid': %s}}", GUID2);
+        qtest_memread(vm->qts, addr, mem, sizeof(mem));
+        g_assert(!memcmp(mem, zero, sizeof(zero)));
+        qtest_qmp_assert_success(vm->qts, "{'execute': 'cont'}");
+        wait_firmware(vm);
+        addr = guid_addr(vm);
+        g_assert_cmphex(addr_file(vm), ==, addr);
+        assert_guest_guid(vm, addr, GUID2);
     }
-    unlink(rom);
-    rmdir(dir);
+    vm_quit(vm);
 }
 
-static void test_hotplug(const void *opaque)
+/* The SSDT (and the GED's AML), as iasl disassembles them. */
+static void test_ssdt(const void *opaque)
 {
-    const Machine *m = opaque;
-    QTestState *qts = qtest_initf("-machine %s", m->name);
+    Vm *vm;
 
-    assert_error(qtest_qmp(qts, "{'execute': 'device_add',"
-                           " 'arguments': {'driver': 'vmgenid'}}"),
-                 "Device 'vmgenid' does not support hotplugging");
-    assert_error(qtest_qmp(qts, "{'execute': 'query-vm-generation-id'}"),
-                 "there is no vmgenid device");
-    assert_error(qtest_qmp(qts, "{'execute': 'set-vm-generation-id',"
-                           " 'arguments': {'guid': 'auto'}}"),
-                 "there is no vmgenid device");
-    qtest_quit(qts);
-}
-
-/* The device cannot be taken away, by device_del or by unrealizing it. */
-static void test_unrealize(const void *opaque)
-{
-    const Machine *m = opaque;
-    QTestState *qts = boot(m, "-device vmgenid,id=vg,guid=" GUID1);
-    uint64_t addr = machine_guid_addr(qts, m);
-
-    assert_error(qtest_qmp(qts, "{'execute': 'qom-set', 'arguments':"
-                           " {'path': '/machine/peripheral/vg',"
-                           "  'property': 'realized', 'value': false}}"),
-                 "the vmgenid device cannot be removed");
-    assert_error(qtest_qmp(qts, "{'execute': 'device_del',"
-                           " 'arguments': {'id': 'vg'}}"),
-                 "the vmgenid device cannot be removed");
-    qtest_qmp_assert_success(qts, "{'execute': 'qom-set', 'arguments':"
-                             " {'path': '/machine/peripheral/vg',"
-                             "  'property': 'realized', 'value': true}}");
-    set_guid(qts, GUID2);
-    assert_guest_guid(qts, addr, GUID2);
-    assert_told(qts, m, GUID2, "set");
-    qtest_quit(qts);
-}
-
-/* Configuration space of device @devfn on bus 0, through ports CF8/CFC. */
-static void pci_cfg_writeb(QTestState *qts, int devfn, uint8_t reg,
-                           uint8_t val)
-{
-    qtest_outl(qts, 0xcf8, 0x80000000 | devfn << 8 | (reg & ~3));
-    qtest_outb(qts, 0xcfc + (reg & 3), val);
-}
-
-static void pci_cfg_writel(QTestState *qts, int devfn, uint8_t reg,
-                           uint32_t val)
-{
-    qtest_outl(qts, 0xcf8, 0x80000000 | devfn << 8 | reg);
-    qtest_outl(qts, 0xcfc, val);
-}
-
-/* A window of guest memory filled with a pattern, to check afterwards. */
-typedef struct {
-    uint64_t start, len;
-    uint8_t *data;
-} Window;
-
-static void window_fill(QTestState *qts, Window *w, uint64_t start,
-                        uint64_t len)
-{
-    uint64_t i;
-
-    w->start = start;
-    w->len = len;
-    w->data = g_malloc(len);
-    for (i = 0; i < len; i++) {
-        w->data[i] = i * 7 + (start >> 12);
+    if (!have_tool("iasl")) {
+        return;
     }
-    qtest_memwrite(qts, start, w->data, len);
+    vm = vm_start(&(Start){ opaque, BOOT_BIOS,
+                            .args = "-device vmgenid,guid=" GUID1 });
+    wait_firmware(vm);
+    assert_aml(vm, acpi_find_rsdp_address(vm->qts));
+    vm_quit(vm);
 }
-
-static void window_check(QTestState *qts, Window *w)
-{
-    g_autofree uint8_t *now = g_malloc(w->len);
-
-    qtest_memread(qts, w->start, now, w->len);
-    g_assert(!memcmp(now, w->data, w->len));
-    g_free(w->data);
-}
-
-#define VGA_DEVFN     (5 << 3)
-#define VGA_BAR       0xe0000000ULL
-#define MEM_DEV_BASE  0x100000000ULL    /* where -m maxmem puts devices */
-#define Q35_ESMRAMC   0x9e
-#define TSEG_BASE     (RAM_SIZE - 0x100000)
 
 /*
- * Addresses a misbehaving guest may report through etc/vmgenid_addr.
- * None may make QEMU write anywhere but plain guest RAM; each refusal is
- * logged.
+ * A UEFI firmware for @arch and machine type @type, from the firmware
+ * descriptors where docs/interop/firmware.json has them: without secure
+ * boot or SMM, code and varstore template in flash.
  */
-static void test_hostile(const void *opaque)
+static bool find_uefi(const char *arch, const char *type, char **code,
+                      char **vars)
 {
-    const Machine *m = opaque;
-    const bool q35 = !strcmp(m->name, "q35");
-    g_autofree char *tmp = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
-    g_autofree char *log = g_build_filename(tmp, "log", NULL);
-    g_autofree char *args = NULL, *logged = NULL;
-    g_autoptr(GString) want = g_string_new("");
-    const struct {
-        uint64_t addr;
-        const char *why;        /* NULL: nothing to log */
-    } cases[] = {
-        { 0, NULL },
-        { 0x300001, "is not 8-byte aligned" },
-        { RAM_SIZE, "is not in the machine's RAM" },          /* a hole */
-        { RAM_SIZE - 8, "runs past the end of a RAM region" },
-        { 0xfed00000, "is not in the machine's RAM" },        /* HPET */
-        { 0xfffff000, "is not in the machine's RAM" },        /* BIOS ROM */
-        { 0x180000000ULL, "is not in the machine's RAM" },    /* 6 GiB */
-        { 0xfffffffffffffff8ULL, "is out of range" },
-        { 0xf0100, "is in read-only memory" },   /* PAM-protected shadow */
-        { 0xa0100, "is in SMRAM" },              /* opened SMRAM */
-        { VGA_BAR + 0x100, "is not in the machine's RAM" },   /* vram BAR */
-        { MEM_DEV_BASE + 0x28, "is not in the machine's RAM" }, /* virtio-mem */
-        { TSEG_BASE + 0x28, "is not in the machine's RAM" },  /* last */
-    };
-    Window windows[6];
-    QTestState *qts;
-    QDict *rsp;
-    QList *devs;
+    g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func(g_free);
+    g_autofree char *xdg = g_build_filename(g_get_user_config_dir(), "qemu",
+                                            "firmware", NULL);
+    const char *dirs[] = { xdg, "/etc/qemu/firmware",
+                           "/usr/share/qemu/firmware" };
     int i;
 
-    args = g_strdup_printf(
-        "-S -d guest_errors -D %s -m 128M,maxmem=1G -device VGA,addr=05.0"
-        " -object memory-backend-ram,id=vmem,size=128M"
-        " -device virtio-mem-pci,memdev=vmem,requested-size=0"
-        " -device vmgenid,id=vg,guid=" GUID1, log);
-    qts = start_vm(m, args);
+    for (i = 0; i < ARRAY_SIZE(dirs); i++) {
+        const char *dir = dirs[i];
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        const char *name;
 
-    /* The virtio-mem device sits where this test expects it. */
-    rsp = qtest_qmp(qts, "{'execute': 'query-memory-devices'}");
-    devs = qdict_get_qlist(rsp, "return");
-    g_assert_cmpint(qlist_size(devs), ==, 1);
-    g_assert_cmphex(qdict_get_int(qdict_get_qdict(qobject_to(QDict,
-                        qlist_peek(devs)), "data"), "memaddr"), ==,
-                    MEM_DEV_BASE);
-    qobject_unref(rsp);
+        while (d && (name = g_dir_read_name(d))) {
+            g_ptr_array_add(files, g_build_filename(dir, name, NULL));
+        }
+    }
+    for (i = 0; i < files->len; i++) {
+        g_autofree char *text = NULL;
+        g_autoptr(QDict) fw = NULL;
+        QList *targets, *features;
+        QDict *map;
+        const QListEntry *e;
+        bool ok = false;
 
-    window_fill(qts, &windows[0], 0, 0x2000);
-    window_fill(qts, &windows[1], 0x300000, 0x2000);
-    window_fill(qts, &windows[2], RAM_SIZE - 0x200000, 0x200000);
-    /* The F segment: RAM, then read-only, as firmware leaves it. */
-    pci_cfg_writeb(qts, 0, m->pam0, 0x30);
-    window_fill(qts, &windows[3], 0xf0000, 0x1000);
-    pci_cfg_writeb(qts, 0, m->pam0, 0x10);
-    /* SMRAM enabled and open: RAM shows at 0xa0000. */
-    pci_cfg_writeb(qts, 0, m->smram, 0x4a);
-    window_fill(qts, &windows[4], 0xa0000, 0x1000);
-    /* The VGA's video RAM, mapped where the guest chose. */
-    pci_cfg_writel(qts, VGA_DEVFN, 0x10, VGA_BAR);
-    pci_cfg_writeb(qts, VGA_DEVFN, 0x04, 0x02);
-    window_fill(qts, &windows[5], VGA_BAR, 0x1000);
+        if (g_file_get_contents(files->pdata[i], &text, NULL, NULL)) {
+            fw = qobject_to(QDict, qobject_from_json(text, NULL));
+        }
+        map = fw ? qdict_get_qdict(fw, "mapping") : NULL;
+        if (!map || g_strcmp0(qdict_get_try_str(map, "device"), "flash") ||
+            !qdict_get_qdict(map, "nvram-template")) {
+            continue;
+        }
+        targets = qdict_get_qlist(fw, "targets");
+        features = qdict_get_qlist(fw, "features");
+        for (e = targets ? qlist_first(targets) : NULL; e;
+             e = qlist_next(e)) {
+            QDict *t = qobject_to(QDict, qlist_entry_obj(e));
+            QList *types = qdict_get_qlist(t, "machines");
+            const QListEntry *pat;
 
-    for (i = 0; i < ARRAY_SIZE(cases); i++) {
-        if (cases[i].addr == TSEG_BASE + 0x28) {
-            if (!q35) {
-                continue;       /* plain RAM on pc */
+            for (pat = types && !g_strcmp0(qdict_get_try_str(t,
+                     "architecture"), arch) ? qlist_first(types) : NULL;
+                 pat; pat = qlist_next(pat)) {
+                ok |= g_pattern_match_simple(qstring_get_str(qobject_to(
+                                                 QString, pat->value)), type);
             }
-            /* TSEG: the top MiB of RAM, hidden from all but SMM. */
-            pci_cfg_writeb(qts, 0, Q35_ESMRAMC, 0x01);
         }
-        g_assert_cmphex(report_addr(qts, cases[i].addr), ==, 0);
-        g_assert_cmphex(fw_cfg_addr_file(qts), ==, cases[i].addr);
-        if (cases[i].why) {
-            g_string_append_printf(want, "vmgenid: GUID address 0x%" PRIx64
-                                   " %s; not writing it\n",
-                                   cases[i].addr, cases[i].why);
+        for (e = features ? qlist_first(features) : NULL; e;
+             e = qlist_next(e)) {
+            const char *f = qstring_get_str(qobject_to(QString, e->value));
+
+            ok &= strcmp(f, "secure-boot") && strcmp(f, "requires-smm") &&
+                  strcmp(f, "enrolled-keys");
         }
-        /* The device has no address now: a change reaches nothing. */
-        set_guid(qts, i & 1 ? GUID2 : GUID1);
+        *code = g_strdup(qdict_get_str(qdict_get_qdict(map, "executable"),
+                                       "filename"));
+        *vars = g_strdup(qdict_get_str(qdict_get_qdict(map, "nvram-template"),
+                                       "filename"));
+        if (ok && g_file_test(*code, G_FILE_TEST_EXISTS) &&
+            g_file_test(*vars, G_FILE_TEST_EXISTS)) {
+            return true;
+        }
+        g_clear_pointer(code, g_free);
+        g_clear_pointer(vars, g_free);
     }
-
-    /* A partial write, at either end, and an over-long one. */
-    {
-        uint8_t half[4] = { 0x28, 0, 0x20, 0 }, over[16] = { 0x28, 0, 0x20 };
-
-        g_assert_cmphex(write_addr_file(qts, half, sizeof(half), 0), ==, 0);
-        g_string_append(want, "vmgenid: partial write of etc/vmgenid_addr"
-                        " (4 bytes at offset 0); ignoring it\n");
-        g_assert_cmphex(write_addr_file(qts, half, sizeof(half), 4), ==, 0);
-        g_string_append(want, "vmgenid: partial write of etc/vmgenid_addr"
-                        " (4 bytes at offset 4); ignoring it\n");
-        /* fw_cfg itself refuses a write past the end of the file. */
-        g_assert_cmphex(write_addr_file(qts, over, sizeof(over), 0), ==,
-                        FW_CFG_DMA_CTL_ERROR);
-        set_guid(qts, GUID2);
-    }
-
-    if (q35) {
-        /* Out of TSEG's shadow, the top of RAM shows what it holds. */
-        pci_cfg_writeb(qts, 0, Q35_ESMRAMC, 0);
-    }
-    for (i = 0; i < ARRAY_SIZE(windows); i++) {
-        window_check(qts, &windows[i]);
-    }
-    g_assert_true(g_file_get_contents(log, &logged, NULL, NULL));
-    g_assert_cmpstr(logged, ==, want->str);
-    assert_qmp_guid(qts, GUID2);
-
-    /*
-     * A sane address is still honoured afterwards. The VM never ran, so
-     * the changes were only recorded: it gets the GUID the guest was told
-     * of, the first one.
-     */
-    g_assert_cmphex(report_addr(qts, 0x200028), ==, 0);
-    assert_guest_guid(qts, 0x200028, GUID1);
-
-    qtest_quit(qts);
-    unlink(log);
-    rmdir(tmp);
+    return false;
 }
 
 /*
- * In a running guest, a change is notified only when it landed in guest
- * memory: not with a refused address (the RSDP, in the F segment that
- * SeaBIOS made read-only), which stays untouched.
+ * UEFI firmware and QEMU's UEFI ACPI test image: the firmware places the
+ * page, which holds the GUID, gets the new one and is notified of it; on
+ * virt the SSDT has no GPE handler, the GED carries the notification, and
+ * QEMU's own page holds the GUID too.
  */
-static void test_hostile_running(const void *opaque)
+static void test_uefi(const void *opaque)
 {
     const Machine *m = opaque;
-    QTestState *qts = boot(m, "-device vmgenid,guid=" GUID1);
-    uint64_t addr = seabios_guid_addr(qts);
-    uint64_t rsdp = acpi_find_rsdp_address(qts);
-    uint8_t before[20], after[20];
+    const uint64_t ram = m->kind == VIRT ? 256 * 1024 * 1024 : RAM_SIZE;
+    g_autofree char *code = NULL, *vars = NULL, *msg = NULL;
+    g_autofree char *image = g_strdup_printf("%s/../data/uefi-boot-images/"
+        "bios-tables-test.%s.iso.qcow2", g_test_get_dir(G_TEST_DIST),
+        qtest_get_arch());
+    uint64_t rsdp, addr;
+    Vm *vm;
 
-    qtest_memread(qts, rsdp, before, sizeof(before));
-    g_assert(!memcmp(before, "RSD PTR ", 8));
-    drop_events(qts);
-    g_assert_cmphex(report_addr(qts, rsdp), ==, 0);
-    set_guid(qts, GUID2);
-    /* QEMU's value changed, so management hears of it; the guest not. */
-    g_assert_false(notified(qts, m));
-    assert_event(qts, GUID2, "set");
-    qtest_memread(qts, rsdp, after, sizeof(after));
-    g_assert(!memcmp(after, before, sizeof(before)));
-
-    /* The firmware's address again: the next change lands, and is told. */
-    g_assert_cmphex(report_addr(qts, addr), ==, 0);
-    assert_guest_guid(qts, addr, GUID2);
-    g_assert_false(notified(qts, m));
-    set_guid(qts, GUID1);
-    assert_guest_guid(qts, addr, GUID1);
-    assert_told(qts, m, GUID1, "set");
-    qtest_quit(qts);
+    if (!find_uefi(qtest_get_arch(), m->uefi_type, &code, &vars) ||
+        !g_file_test(image, G_FILE_TEST_EXISTS)) {
+        msg = g_strdup_printf("no UEFI firmware (descriptor) for %s %s, or"
+                              " no %s", qtest_get_arch(), m->uefi_type,
+                              image);
+        g_test_skip(msg);
+        return;
+    }
+    vm = vm_start(&(Start){ m, BOOT_UEFI, .disk = image, .code = code,
+                            .vars = vars,
+                            .mem = m->kind == VIRT ? "256M" : NULL,
+                            .args = "-device vmgenid,id=vg,guid=" GUID1 });
+    rsdp = acpi_find_rsdp_address_uefi(vm->qts, m->ram, ram);
+    addr = acpi_guid_addr(vm, rsdp, ram);
+    assert_guest_guid(vm, addr, GUID1);
+    if (m->kind == VIRT) {
+        assert_guest_guid(vm, VIRT_DT_PAGE, GUID1);
+    }
+    acpi_notified(vm);
+    qtest_qmp_assert_success(vm->qts, "{'execute': 'set-vm-generation-id',"
+                             " 'arguments': {'guid': %s}}", GUID2);
+    assert_guest_guid(vm, addr, GUID2);
+    g_assert_true(acpi_notified(vm));
+    if (m->kind == VIRT) {
+        assert_guest_guid(vm, VIRT_DT_PAGE, GUID2);
+        if (have_tool("iasl")) {
+            assert_aml(vm, rsdp);
+        }
+    }
+    vm_quit(vm);
 }
 
-/* Run QEMU with @args to its end; return its exit status and stderr. */
-static int run_qemu(const char *args, char **err)
-{
-    g_autofree char *cmd = g_strdup_printf("%s -display none -accel qtest %s",
-                                           qtest_qemu_binary(NULL), args);
-    g_autofree char *out = NULL;
-    g_auto(GStrv) argv = NULL;
-    int status;
-
-    g_assert_true(g_shell_parse_argv(cmd, NULL, &argv, NULL));
-    g_assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
-                               &out, err, &status, NULL));
-    g_assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
-}
+/* --- Devicetree ---------------------------------------------------- */
 
 /*
  * The devicetree node, as dtc decodes -machine dumpdtb: the page at the
  * start of the platform bus, the bus' first interrupt, rising edge.
  */
-static void test_virt_dt(const void *opaque)
+static void test_devicetree(const void *opaque)
 {
-    g_autofree char *dir = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
-    g_autofree char *dtb = g_build_filename(dir, "virt.dtb", NULL);
+    g_autofree char *dtb = g_build_filename(tmp_dir, "virt.dtb", NULL);
     g_autofree char *args = g_strdup_printf(
         "-machine virt,dumpdtb=%s -cpu cortex-a57 -device vmgenid", dtb);
     g_autofree char *err = NULL, *dts = NULL, *dtc_err = NULL;
     const char *dtc[] = { "dtc", "-I", "dtb", "-O", "dts", dtb, NULL };
     int status;
 
+    if (!have_tool("dtc")) {
+        return;
+    }
     g_assert_cmpint(run_qemu(args, &err), ==, 0);
     g_assert_true(g_spawn_sync(NULL, (char **)dtc, NULL, G_SPAWN_SEARCH_PATH,
                                NULL, NULL, &dts, &dtc_err, &status, NULL));
     g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    unlink(dtb);
     g_assert_nonnull(strstr(dts, "\tplatform-bus@c000000 {\n"));
     g_assert_nonnull(strstr(dts,
         "\t\tranges = <0x00 0x00 0xc000000 0x2000000>;\n"));
@@ -1898,159 +1003,377 @@ static void test_virt_dt(const void *opaque)
         "\t\t\treg = <0x00 0x1000>;\n"
         "\t\t\tcompatible = \"microsoft,vmgenid\";\n"
         "\t\t};\n"));
-    unlink(dtb);
-    rmdir(dir);
 }
 
-/* Without ACPI the devicetree is the only way, and enough. */
-static void test_virt_acpi_off(const void *opaque)
+/* --- Bad input ----------------------------------------------------- */
+
+static void test_refused(const void *opaque)
 {
-    const Machine *m = opaque;
-    QTestState *qts = boot(m, "-machine acpi=off -device vmgenid,guid=" GUID1);
+    const Refusal *r = opaque;
+    g_autofree char *rom = NULL, *args = NULL, *data = NULL;
+    gsize len;
 
-    /* fw_cfg is there, with no file of the device's. */
-    g_assert_cmpint(fw_cfg_file_key(qts, "etc/smbios/smbios-tables"), !=, 0);
-    g_assert_cmpint(fw_cfg_file_key(qts, "etc/vmgenid_addr"), ==, 0);
-    g_assert_cmpint(fw_cfg_file_key(qts, "etc/vmgenid_guid"), ==, 0);
-    assert_guest_guid(qts, VIRT_DT_PAGE, GUID1);
-    drop_events(qts);
-    set_guid(qts, GUID2);
-    assert_guest_guid(qts, VIRT_DT_PAGE, GUID2);
-    assert_told(qts, m, GUID2, "set");
-    qtest_quit(qts);
-}
-
-/*
- * UEFI (Debian's AAVMF) and QEMU's UEFI ACPI test image: the firmware
- * places the page as on PC, the SSDT has no GPE handler, and the GED
- * carries the notification; QEMU's own page holds the GUID too.
- */
-static void test_virt_uefi(const void *opaque)
-{
-    QTestState *qts;
-    uint64_t rsdp;
-
-    qts = uefi_start("-machine virt -cpu cortex-a57 -m 256M", "aarch64",
-                     firmware_file("VMGENID_TEST_AAVMF_CODE", AAVMF_CODE),
-                     firmware_file("VMGENID_TEST_AAVMF_VARS", AAVMF_VARS));
-    rsdp = acpi_find_rsdp_address_uefi(qts, 0x40000000, 256 * 1024 * 1024);
-    assert_guest_guid(qts, guid_addr_in(qts, rsdp, 0x40000000,
-                                        256 * 1024 * 1024), GUID1);
-    assert_guest_guid(qts, VIRT_DT_PAGE, GUID1);
-    assert_ssdt(qts, rsdp, false);
-    assert_ged_aml(qts, rsdp);
-
-    qtest_readl(qts, VIRT_GED_ESEL);
-    set_guid(qts, GUID2);
-    g_assert_cmphex(qtest_readl(qts, VIRT_GED_ESEL) & GED_VMGENID_EVT, ==,
-                    GED_VMGENID_EVT);
-    assert_guest_guid(qts, guid_addr_in(qts, rsdp, 0x40000000,
-                                        256 * 1024 * 1024), GUID2);
-    assert_guest_guid(qts, VIRT_DT_PAGE, GUID2);
-    qtest_quit(qts);
-}
-
-/*
- * The same hostile addresses on Arm virt, with the firmware page in use:
- * AAVMF loaded, but no CPU runs, so the test plays the firmware.
- */
-static void test_virt_hostile(const void *opaque)
-{
-    g_autofree char *tmp = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
-    g_autofree char *log = g_build_filename(tmp, "log", NULL);
-    g_autofree char *logged = NULL;
-    g_autoptr(GString) want = g_string_new("");
-    const uint64_t ram_end = VIRT_RAM + RAM_SIZE;
-    const struct {
-        uint64_t addr;
-        const char *why;
-    } cases[] = {
-        { 0x1000, "is not in the machine's RAM" },            /* flash */
-        { VIRT_GICD, "is not in the machine's RAM" },         /* MMIO */
-        { VIRT_DT_PAGE, "is not in the machine's RAM" },      /* QEMU's */
-        { VIRT_RAM + 0x300004, "is not 8-byte aligned" },
-        { ram_end, "is not in the machine's RAM" },
-        { ram_end - 8, "runs past the end of a RAM region" },
-        { 0xfffffffffffffff8ULL, "is out of range" },
-    };
-    Window windows[2];
-    QTestState *qts;
-    int i;
-
-    qts = qtest_initf("-machine virt -cpu cortex-a57 -nodefaults -m 128M"
-                      " -drive if=pflash,format=raw,readonly=on,file=%s"
-                      " -d guest_errors -D %s -device vmgenid,guid=" GUID1,
-                      firmware_file("VMGENID_TEST_AAVMF_CODE", AAVMF_CODE),
-                      log);
-    window_fill(qts, &windows[0], VIRT_RAM, 0x2000);
-    window_fill(qts, &windows[1], ram_end - 0x2000, 0x2000);
-    for (i = 0; i < ARRAY_SIZE(cases); i++) {
-        g_assert_cmphex(report_addr(qts, cases[i].addr), ==, 0);
-        g_string_append_printf(want, "vmgenid: GUID address 0x%" PRIx64
-                               " %s; not writing it\n",
-                               cases[i].addr, cases[i].why);
-        set_guid(qts, i & 1 ? GUID2 : GUID1);
+    if (r->rom) {
+        /* The halt firmware, under the name the case needs. */
+        rom = g_build_filename(tmp_dir, r->rom, NULL);
+        g_assert_true(g_file_get_contents(halt_bios, &data, &len, NULL));
+        g_assert_true(g_file_set_contents(rom, data, len, NULL));
     }
-    {
-        uint8_t half[4] = { 0x28, 0, 0x20, 0x40 };
-
-        g_assert_cmphex(write_addr_file(qts, half, sizeof(half), 0), ==, 0);
-        g_string_append(want, "vmgenid: partial write of etc/vmgenid_addr"
-                        " (4 bytes at offset 0); ignoring it\n");
+    args = g_strdup_printf("%s%s %s", rom ? "-bios " : "", rom ?: "",
+                           r->args);
+    assert_startup_error(args, r->error);
+    if (rom) {
+        unlink(rom);
     }
-    set_guid(qts, GUID2);
-    for (i = 0; i < ARRAY_SIZE(windows); i++) {
-        window_check(qts, &windows[i]);
-    }
-    assert_guest_guid(qts, VIRT_DT_PAGE, GUID2);
-    g_assert_true(g_file_get_contents(log, &logged, NULL, NULL));
-    g_assert_cmpstr(logged, ==, want->str);
-
-    /* The page the firmware would choose: used. */
-    g_assert_cmphex(report_addr(qts, VIRT_RAM + 0x200028), ==, 0);
-    assert_guest_guid(qts, VIRT_RAM + 0x200028, GUID2);
-    qtest_quit(qts);
-    unlink(log);
-    rmdir(tmp);
 }
 
-static void test_refused_virt(void)
+static void assert_error(QDict *rsp, const char *expected)
 {
-    assert_startup_error("-M virt -device vmgenid -device vmgenid",
-        "-device vmgenid: only one vmgenid device is allowed");
+    g_assert(qdict_haskey(rsp, "error"));
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"), ==,
+                    expected);
+    qobject_unref(rsp);
 }
 
-static void add_test(const Machine *m, const char *name, const void *data,
-                     void (*fn)(const void *))
+static char *bad_guid_error(const char *quote)
 {
-    g_autofree char *path = g_strdup_printf("vmgenid/%s/%s", m->name, name);
-
-    qtest_add_data_func(path, data, fn);
+    return g_strdup_printf("'%s" ERR_BAD_GUID, quote);
 }
 
-/* Machine types that upstream 10.2.2 has too, per machine family. */
-static const char *const upstream_types[][3] = {
-    { "pc-i440fx-9.2", "pc", NULL },
-    { "pc-q35-10.1", "pc-q35-10.2", "q35" },
+static const char *const bad_guids[] = {
+    "", "Auto", "324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb8",
+    "324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb877",
+    "324e6eafxd1d1-4bf6-bf41-b9bb6c91fb87",
+    "324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb8g",
+    "+24e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87",
+    "0x4e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87",
+    "324e6eafd1d14bf6bf41b9bb6c91fb87",
 };
 
-static void add_upstream_tests(const Machine *m, const char *const *types)
+/*
+ * A bad GUID is refused, on the command line and over QMP; a long or odd
+ * one is quoted only in part, and only printable: the first 40
+ * characters, then "...".
+ */
+static void test_bad_guid(const void *opaque)
 {
-    int i, dir, savevm;
+    const Machine *m = opaque;
+    g_autofree char *huge = g_strnfill(100 * 1024, 'a');
+    g_autofree char *long_arg = g_strnfill(300, 'b');
+    g_autofree char *prefix = g_strnfill(40, 'a');
+    g_autofree char *expected = NULL, *guid = NULL, *now = NULL;
+    Vm *vm;
+    int i;
 
-    for (i = 0; i < 3 && types[i]; i++) {
-        for (dir = 0; dir < 2; dir++) {
-            for (savevm = 0; savevm < 2; savevm++) {
-                UpstreamTest *t = g_new(UpstreamTest, 1);
-                g_autofree char *name = g_strdup_printf(
-                    "upstream/%s/%s-%s", types[i], dir ? "to" : "from",
-                    savevm ? "savevm" : "live");
+    for (i = 0; i <= ARRAY_SIZE(bad_guids); i++) {
+        const char *bad = i < ARRAY_SIZE(bad_guids) ? bad_guids[i] : long_arg;
+        g_autofree char *args = g_strdup_printf(
+            "-M %s %s -device 'vmgenid,guid=%s'", m->name, m->args, bad);
+        g_autofree char *b40 = g_strndup(bad, 40);
+        g_autofree char *quote = g_strdup_printf("%s%s", b40,
+                                                 strlen(bad) > 40 ? "..." : "");
 
-                *t = (UpstreamTest) { m, types[i], dir, savevm };
-                add_test(m, name, t, test_upstream);
-            }
-        }
+        g_free(expected);
+        expected = bad_guid_error(quote);
+        assert_startup_error(args, expected);
     }
+
+    vm = vm_start(&(Start){ m, .args = "-device vmgenid,id=vg" });
+    guid = qemu_guid(vm);
+    g_free(expected);
+    expected = g_strdup_printf("'%s..." ERR_BAD_GUID, prefix);
+    assert_error(qtest_qmp(vm->qts, "{'execute': 'set-vm-generation-id',"
+                           " 'arguments': {'guid': %s}}", huge), expected);
+    assert_error(qtest_qmp(vm->qts, "{'execute': 'qom-set', 'arguments':"
+                           " {'path': '" VG "', 'property': 'guid',"
+                           "  'value': %s}}", huge), expected);
+    g_free(expected);
+    expected = bad_guid_error("ab?cd?[1m");
+    assert_error(qtest_qmp(vm->qts, "{'execute': 'set-vm-generation-id',"
+                           " 'arguments': {'guid': %s}}", "ab\ncd\033[1m"),
+                 expected);
+    g_free(expected);
+    expected = bad_guid_error("xyz");
+    assert_error(qtest_qmp(vm->qts, "{'execute': 'set-vm-generation-id',"
+                           " 'arguments': {'guid': 'xyz'}}"), expected);
+    now = qemu_guid(vm);
+    g_assert_cmpstr(now, ==, guid);
+    vm_quit(vm);
+}
+
+/* No hotplug; without the device, the commands say there is none. */
+static void test_hotplug(const void *opaque)
+{
+    Vm *vm = vm_start(&(Start){ opaque });
+
+    assert_error(qtest_qmp(vm->qts, "{'execute': 'device_add',"
+                           " 'arguments': {'driver': 'vmgenid'}}"),
+                 ERR_HOTPLUG);
+    assert_error(qtest_qmp(vm->qts, "{'execute': 'query-vm-generation-id'}"),
+                 ERR_NO_DEVICE);
+    assert_error(qtest_qmp(vm->qts, "{'execute': 'set-vm-generation-id',"
+                           " 'arguments': {'guid': 'auto'}}"), ERR_NO_DEVICE);
+    vm_quit(vm);
+}
+
+/* --- Hostile guest-written addresses ------------------------------- */
+
+#define K_PC      (1 << PC)
+#define K_ALL     (1 << PC | 1 << MICROVM | 1 << VIRT)
+#define IN_RAM    1             /* relative to the start of RAM */
+#define TSEG      2             /* q35 only, with TSEG closed */
+#define VGA_BAR   0xe0000000ULL
+#define MEM_DEV   0x100000000ULL    /* where -m maxmem puts devices */
+
+/*
+ * Addresses a misbehaving guest may report through etc/vmgenid_addr, on
+ * the machines (K_) that have what they point to. None may make QEMU
+ * write anywhere but plain guest RAM; each refusal is logged.
+ */
+static const struct {
+    uint64_t addr;
+    unsigned kinds, flags;
+    const char *why;            /* NULL: nothing to log */
+} hostile[] = {
+    { 0, K_ALL, 0, NULL },
+    { 0x300001, K_ALL, IN_RAM, "is not 8-byte aligned" },
+    { 0x300004, K_ALL, IN_RAM, "is not 8-byte aligned" },
+    { RAM_SIZE, K_ALL, IN_RAM, NOT_RAM },               /* a hole */
+    { RAM_SIZE - 8, K_ALL, IN_RAM, "runs past the end of a RAM region" },
+    { 0xfed00000, K_ALL, 0, NOT_RAM },                  /* x86 HPET */
+    { 0xfffff000, K_ALL, 0, NOT_RAM },                  /* x86 BIOS ROM */
+    { 0x180000000ULL, K_ALL, 0, NOT_RAM },              /* 6 GiB */
+    { 0xfffffffffffffff8ULL, K_ALL, 0, "is out of range" },
+    { 0xf0100, K_PC, 0, "is in read-only memory" },     /* PAM-protected */
+    { 0xa0100, K_PC, 0, "is in SMRAM" },                /* opened SMRAM */
+    { VGA_BAR + 0x100, K_PC, 0, NOT_RAM },               /* video RAM */
+    { MEM_DEV + 0x28, K_PC, 0, NOT_RAM },                /* virtio-mem */
+    { 0x1000, 1 << VIRT, 0, NOT_RAM },                  /* flash */
+    { VIRT_GICD, 1 << VIRT, 0, NOT_RAM },               /* MMIO */
+    { VIRT_DT_PAGE, 1 << VIRT, 0, NOT_RAM },            /* QEMU's page */
+    { RAM_SIZE - 0x100000 + 0x28, K_PC, TSEG, NOT_RAM },  /* last */
+};
+
+/* Configuration space of device @devfn on bus 0, through ports CF8/CFC. */
+static void pci_cfg_write(Vm *vm, int devfn, uint8_t reg, uint32_t val,
+                          int size)
+{
+    qtest_outl(vm->qts, 0xcf8, 0x80000000 | devfn << 8 | (reg & ~3));
+    if (size == 1) {
+        qtest_outb(vm->qts, 0xcfc + (reg & 3), val);
+    } else {
+        qtest_outl(vm->qts, 0xcfc, val);
+    }
+}
+
+/* Guest memory filled with a pattern, to check that it is untouched. */
+static void fill(Vm *vm, GPtrArray *windows, uint64_t start, uint64_t len)
+{
+    GByteArray *w = g_byte_array_sized_new(len + 8);
+    uint64_t i;
+
+    g_byte_array_append(w, (uint8_t *)&start, 8);
+    for (i = 0; i < len; i++) {
+        uint8_t b = i * 7 + (start >> 12);
+
+        g_byte_array_append(w, &b, 1);
+    }
+    qtest_memwrite(vm->qts, start, w->data + 8, len);
+    g_ptr_array_add(windows, w);
+}
+
+static void test_hostile(const void *opaque)
+{
+    const Machine *m = opaque;
+    g_autofree char *log = g_build_filename(tmp_dir, "hostile.log", NULL);
+    g_autofree char *args = g_strdup_printf(
+        "-S -d guest_errors -D %s -device vmgenid,id=vg,guid=" GUID1 " %s",
+        log, m->kind != PC ? "" : "-device VGA,addr=05.0"
+        " -object memory-backend-ram,id=vmem,size=128M"
+        " -device virtio-mem-pci,memdev=vmem,requested-size=0");
+    g_autoptr(GPtrArray) windows = g_ptr_array_new_with_free_func(
+        (GDestroyNotify)g_byte_array_unref);
+    g_autoptr(GString) want = g_string_new("");
+    g_autofree char *logged = NULL;
+    uint8_t half[8] = { 0x28, 0, 0x20 }, over[16] = { 0x28, 0, 0x20 };
+    Vm *vm = vm_start(&(Start){ m, BOOT_HALT, .args = args,
+                                .mem = m->kind == PC ? "128M,maxmem=1G"
+                                                     : NULL });
+    int i;
+
+    stq_le_p(half, m->ram + 0x200028);
+    fill(vm, windows, m->ram, 0x2000);
+    fill(vm, windows, m->ram + 0x300000, 0x2000);
+    fill(vm, windows, m->ram + RAM_SIZE - 0x200000, 0x200000);
+    if (m->kind == PC) {
+        QDict *rsp = qtest_qmp(vm->qts,
+                               "{'execute': 'query-memory-devices'}");
+        QDict *dev = qobject_to(QDict, qlist_peek(qdict_get_qlist(rsp,
+                                                                  "return")));
+
+        /* The virtio-mem device sits where this test expects it. */
+        g_assert_cmphex(qdict_get_int(qdict_get_qdict(dev, "data"),
+                                      "memaddr"), ==, MEM_DEV);
+        qobject_unref(rsp);
+        /* The F segment: RAM, then read-only, as firmware leaves it. */
+        pci_cfg_write(vm, 0, m->pam0, 0x30, 1);
+        fill(vm, windows, 0xf0000, 0x1000);
+        pci_cfg_write(vm, 0, m->pam0, 0x10, 1);
+        /* SMRAM enabled and open: RAM shows at 0xa0000. */
+        pci_cfg_write(vm, 0, m->smram, 0x4a, 1);
+        fill(vm, windows, 0xa0000, 0x1000);
+        /* The VGA's video RAM, mapped where the guest chose. */
+        pci_cfg_write(vm, 5 << 3, 0x10, VGA_BAR, 4);
+        pci_cfg_write(vm, 5 << 3, 0x04, 0x02, 1);
+        fill(vm, windows, VGA_BAR, 0x1000);
+    }
+
+    for (i = 0; i < ARRAY_SIZE(hostile); i++) {
+        uint64_t addr = hostile[i].addr +
+                        (hostile[i].flags & IN_RAM ? m->ram : 0);
+
+        if (!(hostile[i].kinds & 1 << m->kind) ||
+            (hostile[i].flags & TSEG && !m->esmramc)) {
+            continue;
+        }
+        if (hostile[i].flags & TSEG) {
+            /* TSEG: the top MiB of RAM, hidden from all but SMM. */
+            pci_cfg_write(vm, 0, m->esmramc, 0x01, 1);
+        }
+        report_addr(vm, addr);
+        g_assert_cmphex(addr_file(vm), ==, addr);
+        if (hostile[i].why) {
+            g_string_append_printf(want, LOG_REFUSED, addr, hostile[i].why);
+        }
+        /* The device has no address now: a change reaches nothing. */
+        qtest_qmp_assert_success(vm->qts, "{'execute':"
+                                 " 'set-vm-generation-id', 'arguments':"
+                                 " {'guid': %s}}", i & 1 ? GUID2 : GUID1);
+    }
+
+    /* A partial write, at either end, and an over-long one. */
+    g_assert_cmphex(write_addr_file(vm, half, 4, 0), ==, 0);
+    g_string_append_printf(want, LOG_PARTIAL, 0);
+    g_assert_cmphex(write_addr_file(vm, half + 4, 4, 4), ==, 0);
+    g_string_append_printf(want, LOG_PARTIAL, 4);
+    /* fw_cfg itself refuses a write past the end of the file. */
+    g_assert_cmphex(write_addr_file(vm, over, sizeof(over), 0), ==,
+                    FW_CFG_DMA_CTL_ERROR);
+    qtest_qmp_assert_success(vm->qts, "{'execute': 'set-vm-generation-id',"
+                             " 'arguments': {'guid': %s}}", GUID2);
+
+    if (m->esmramc) {
+        /* Out of TSEG's shadow, the top of RAM shows what it holds. */
+        pci_cfg_write(vm, 0, m->esmramc, 0, 1);
+    }
+    for (i = 0; i < windows->len; i++) {
+        GByteArray *w = windows->pdata[i];
+        g_autofree uint8_t *now = g_malloc(w->len - 8);
+
+        qtest_memread(vm->qts, ldq_he_p(w->data), now, w->len - 8);
+        g_assert(!memcmp(now, w->data + 8, w->len - 8));
+    }
+    g_assert_true(g_file_get_contents(log, &logged, NULL, NULL));
+    g_assert_cmpstr(logged, ==, want->str);
+    g_free(qemu_guid(vm));
+
+    /*
+     * A sane address is still honoured. The VM never ran, so the changes
+     * were only recorded: it gets the GUID the guest was told of.
+     */
+    report_addr(vm, m->ram + 0x200028);
+    assert_guest_guid(vm, m->ram + 0x200028, GUID1);
+    if (m->kind == VIRT) {
+        assert_guest_guid(vm, VIRT_DT_PAGE, GUID1);
+    }
+    vm_quit(vm);
+    unlink(log);
+}
+
+/* --- Upstream QEMU at the other end -------------------------------- */
+
+typedef struct {
+    const Machine *m;
+    const char *type;           /* machine type or alias */
+    bool to_upstream, savevm;
+} UpstreamTest;
+
+/*
+ * Migration with upstream QEMU 10.2.2 (@UPSTREAM names its binary) on a
+ * machine type both have, with default options: live, or savevm in one
+ * and loadvm in the other. The destination runs with its own GUID.
+ */
+static void test_upstream(const void *opaque)
+{
+    const UpstreamTest *t = opaque;
+    const char *up = g_getenv(UPSTREAM);
+    g_autofree char *img = g_build_filename(tmp_dir, "up.qcow2", NULL);
+    g_autofree char *uri = g_strdup_printf("unix:%s/up.sock", tmp_dir);
+    g_autofree char *cmd = NULL, *out = NULL, *src_end = NULL;
+    g_autofree char *dst_end = NULL;
+    Start src_s = { t->m, BOOT_BIOS, t->type,
+                    t->to_upstream ? NULL : UPSTREAM,
+                    .args = "-device vmgenid,id=vg,guid=" GUID1 };
+    Start dst_s = src_s;
+    uint64_t addr;
+    Vm *src, *dst;
+    QDict *rsp;
+
+    if (!up || !g_file_test(up, G_FILE_TEST_IS_EXECUTABLE) ||
+        !g_str_has_suffix(up, qtest_get_arch())) {
+        g_test_skip(UPSTREAM " does not name an upstream QEMU for this"
+                    " target to migrate with");
+        return;
+    }
+    dst_s.var = t->to_upstream ? UPSTREAM : NULL;
+    dst_s.args = t->savevm ? "-S -device vmgenid,id=vg,guid=" GUID2
+                           : "-incoming defer -device vmgenid,id=vg,guid="
+                             GUID2;
+    if (t->savevm) {
+        /* A qcow2 boot disk both processes open, to hold the snapshot. */
+        cmd = g_strdup_printf("%s convert -f raw -O qcow2 %s %s",
+                              g_getenv("QTEST_QEMU_IMG"), disk, img);
+        g_assert_cmpint(system(cmd), ==, 0);
+        src_s.disk = dst_s.disk = img;
+    }
+    src = vm_start(&src_s);
+    wait_firmware(src);
+    addr = guid_addr(src);
+    assert_guest_guid(src, addr, GUID1);
+    if (t->savevm) {
+        out = qtest_hmp(src->qts, "savevm s1");
+        g_assert_cmpstr(out, ==, "");
+        vm_quit(src);
+        dst = vm_start(&dst_s);
+        g_free(out);
+        out = qtest_hmp(dst->qts, "loadvm s1");
+        g_assert_cmpstr(out, ==, "");
+        unlink(img);
+    } else {
+        dst = vm_start(&dst_s);
+        qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-incoming',"
+                                 " 'arguments': {'uri': %s}}", uri);
+        qtest_qmp_assert_success(src->qts, "{'execute': 'migrate',"
+                                 " 'arguments': {'uri': %s}}", uri);
+        src_end = vm_wait(src, NULL, NULL);
+        dst_end = vm_wait(dst, NULL, NULL);
+        g_assert_cmpstr(src_end, ==, "completed");
+        g_assert_cmpstr(dst_end, ==, "completed");
+        g_free(vm_wait(dst, NULL, "inmigrate"));
+        vm_quit(src);
+    }
+    qtest_qmp_assert_success(dst->qts, "{'execute': 'cont'}");
+    assert_guest_guid(dst, addr, GUID2);
+    g_assert_true(acpi_notified(dst));
+    rsp = qtest_qmp(dst->qts, "{'execute': 'query-vm-generation-id'}");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "return"), "guid"),
+                    ==, GUID2);
+    qobject_unref(rsp);
+    if (!t->to_upstream) {
+        assert_change(dst, GUID2, t->savevm ? "snapshot-load" : "migration");
+    }
+    vm_quit(dst);
+    unlink(uri + 5);
 }
 
 /*
@@ -2060,51 +1383,118 @@ static void add_upstream_tests(const Machine *m, const char *const *types)
  * A reference model of docs/specs/vmgenid.rst ("Telling the guest"),
  * written from that text and not from the device: guest memory only ever
  * holds a GUID the guest was told of or is being told of. The model is
- * driven alongside QEMU through sequences of events: every sequence up to
- * a bounded length, and seeded random longer ones. After each step QEMU's
- * GUID, the test page, QEMU's own page (virt), the machine's notification
- * and the change events must be what the model says.
+ * driven alongside QEMU through sequences of events: fixed ones, every
+ * sequence up to a bounded length, and seeded random longer ones. After
+ * each step QEMU's GUID (QMP, HMP, QOM), the test page, QEMU's own page
+ * (virt), the machine's notification and the change events must be what
+ * the model says.
  *
- * No firmware runs: x86 machines get a BIOS that halts, virt none, and the
- * test reports the GUID's address itself, as firmware would, whenever the
- * sequence says so. Every process has a qcow2 disk for savevm, shared by
- * the processes one sequence migrates through.
+ * No firmware runs: x86 machines get a BIOS that halts, virt one that
+ * waits, and the test reports the GUID's address itself, as firmware
+ * would, whenever the sequence says so. Every process has a qcow2 disk
+ * for savevm, shared by the processes one sequence migrates through.
  */
 
 typedef enum {
+    EV_NONE,
+    /* Those explored in every order. */
     EV_STOP, EV_CONT, EV_SET_NEW, EV_SET_SAME, EV_SET_AUTO, EV_SAVEVM,
     EV_LOADVM, EV_MIGRATE_AUTO, EV_MIGRATE_SAME, EV_MIGRATE_OTHER,
     EV_MIGRATE_FAILED, EV_S3, EV_WAKEUP, EV_RESET, EV_REPORT,
-    EV_REPORT_BAD, EV__MAX
+    EV_REPORT_BAD, EV__EXPLORED,
+    /* Those only fixed sequences use. */
+    EV_SET_HMP = EV__EXPLORED, EV_SET_QOM, EV_SET_TOLD, EV_UNREALIZE,
+    EV_MIGRATE_KEEP_SOURCE, EV_SAVE_FILE, EV_RESTORE, EV_SHARED_AUTO,
+    EV_SHARED_OTHER, EV_SHARED_FAILED, EV__MAX
 } SeqEvent;
 
-static const char *const seq_event_names[EV__MAX] = {
-    [EV_STOP] = "stop",
-    [EV_CONT] = "cont",
-    [EV_SET_NEW] = "set-new",
-    [EV_SET_SAME] = "set-same",
-    [EV_SET_AUTO] = "set-auto",
-    [EV_SAVEVM] = "savevm",
-    [EV_LOADVM] = "loadvm",
-    [EV_MIGRATE_AUTO] = "migrate-to-auto",
-    [EV_MIGRATE_SAME] = "migrate-to-source-guid",
-    [EV_MIGRATE_OTHER] = "migrate-to-other-guid",
-    [EV_MIGRATE_FAILED] = "migrate-failed",
-    [EV_S3] = "s3",
-    [EV_WAKEUP] = "wakeup",
-    [EV_RESET] = "reset",
-    [EV_REPORT] = "report-addr",
-    [EV_REPORT_BAD] = "report-bad-addr",
-};
-
-typedef enum { ST_RUNNING, ST_PAUSED, ST_PRELAUNCH, ST_SUSPENDED } SeqStatus;
+typedef enum {
+    ST_RUNNING, ST_PAUSED, ST_PRELAUNCH, ST_SUSPENDED, ST_POSTMIGRATE
+} SeqStatus;
 
 static const char *const seq_status_names[] = {
-    "running", "paused", "prelaunch", "suspended",
+    "running", "paused", "prelaunch", "suspended", "postmigrate",
 };
 
-#define NIL_GUID "00000000-0000-0000-0000-000000000000"
-#define UUID_TEXT 37
+/* A fixed sequence, and how its first QEMU starts. */
+typedef struct {
+    const char *name;
+    bool auto_start;            /* guid=auto, not a fixed GUID */
+    bool prelaunch;             /* -S, no address reported yet */
+    bool shared;                /* RAM in a shared memory backend */
+    bool no_acpi;               /* acpi=off, so no address ever (virt) */
+    SeqEvent ev[12];            /* up to the first EV_NONE */
+} SeqCase;
+
+static const SeqCase seq_cases[] = {
+    { "set", .ev = { EV_SET_NEW, EV_SET_SAME, EV_SET_AUTO, EV_SET_HMP,
+                     EV_SET_QOM } },
+    { "auto", true, .ev = { EV_SET_NEW } },
+    /* While paused only recorded, told at cont, unless set back. */
+    { "set-paused", .ev = { EV_STOP, EV_SET_AUTO, EV_SET_NEW, EV_CONT,
+      EV_STOP, EV_SET_NEW, EV_SET_TOLD, EV_CONT, EV_STOP, EV_CONT,
+      EV_RESET, EV_REPORT } },
+    { "set-early", .prelaunch = true, .ev = { EV_SET_NEW, EV_CONT,
+                                              EV_REPORT } },
+    /* Orders that once went wrong: not in memory before cont... */
+    { "paused-set-migrate", .ev = { EV_STOP, EV_SET_NEW, EV_MIGRATE_SAME,
+                                    EV_CONT } },
+    { "paused-set-savevm", .ev = { EV_STOP, EV_SET_NEW, EV_SAVEVM, EV_CONT,
+                                   EV_LOADVM } },
+    /* ... a reset in S3 wakes the guest, which is told of a change. */
+    { "s3-reset-set", .ev = { EV_S3, EV_RESET, EV_CONT, EV_REPORT,
+                              EV_SET_NEW } },
+    { "s3-set-reset", .ev = { EV_S3, EV_SET_NEW, EV_RESET, EV_CONT } },
+    { "reset", .ev = { EV_RESET, EV_SET_NEW, EV_REPORT, EV_SET_NEW } },
+    { "loadvm-auto", true, .ev = { EV_SAVEVM, EV_LOADVM } },
+    { "loadvm-fixed", .ev = { EV_SAVEVM, EV_LOADVM } },
+    { "loadvm-fixed-set", .ev = { EV_SAVEVM, EV_SET_NEW, EV_LOADVM } },
+    { "loadvm-paused", true, .ev = { EV_SAVEVM, EV_STOP, EV_LOADVM,
+                                     EV_CONT } },
+    { "migrate", .ev = { EV_MIGRATE_OTHER } },
+    { "migrate-same", .ev = { EV_MIGRATE_SAME } },
+    { "migrate-auto", true, .ev = { EV_MIGRATE_AUTO } },
+    { "migrate-auto-to-fixed", true, .ev = { EV_MIGRATE_OTHER } },
+    { "migrate-fixed-to-auto", .ev = { EV_MIGRATE_AUTO } },
+    { "migrate-paused-cont", true, .ev = { EV_STOP, EV_MIGRATE_AUTO,
+                                           EV_CONT } },
+    { "migrate-paused-keep", true, .ev = { EV_STOP, EV_MIGRATE_AUTO,
+                                           EV_SET_TOLD, EV_CONT } },
+    { "migrate-source-resumes", true, .ev = { EV_MIGRATE_KEEP_SOURCE,
+                                              EV_CONT } },
+    { "migrate-failed", .ev = { EV_MIGRATE_FAILED, EV_SET_NEW } },
+    { "restore-twice", true, .ev = { EV_STOP, EV_SAVE_FILE, EV_RESTORE,
+                                     EV_CONT, EV_RESTORE, EV_CONT } },
+    { "s3", .ev = { EV_S3, EV_SET_NEW, EV_WAKEUP } },
+    /* Told only when it landed in memory: not with a refused address. */
+    { "hostile-addr-running", .ev = { EV_REPORT_BAD, EV_SET_NEW, EV_REPORT,
+                                      EV_SET_NEW } },
+    /* Unrealizing is ignored: the device, its section, go on working. */
+    { "unrealize", true, .ev = { EV_UNREALIZE, EV_SET_NEW, EV_SAVEVM,
+                                 EV_LOADVM, EV_MIGRATE_AUTO } },
+    /*
+     * On memory shared with the source the same VM goes on: guid=auto
+     * keeps the GUID; a failed destination writes nothing the source
+     * resumes on; one given another GUID tells the guest when it runs.
+     */
+    { "shared-memory", .shared = true, .ev = { EV_SHARED_AUTO,
+      EV_SHARED_FAILED, EV_SHARED_OTHER } },
+    /* Without ACPI the devicetree is the only way, and enough. */
+    { "acpi-off", .no_acpi = true, .ev = { EV_SET_NEW } },
+    /* Sequences named for what once went wrong. */
+    { "sequences/paused-set-migrate", .ev = { EV_STOP, EV_SET_NEW,
+      EV_MIGRATE_SAME, EV_CONT } },
+    { "sequences/paused-set-savevm", .ev = { EV_STOP, EV_SET_NEW,
+      EV_SAVEVM, EV_CONT, EV_LOADVM } },
+    /* A reset during S3 leaves the guest awake... */
+    { "sequences/s3-reset-set", .ev = { EV_S3, EV_RESET, EV_CONT, EV_REPORT,
+      EV_SET_NEW } },
+    /* ... and resumes it from S3: a change made meanwhile is told. */
+    { "sequences/s3-set-reset", .ev = { EV_S3, EV_SET_NEW, EV_RESET,
+      EV_CONT } },
+};
+
+static const SeqCase seq_default = { "default" };
 
 /* The model: what the spec says QEMU and the guest's memory hold. */
 typedef struct {
@@ -2119,11 +1509,12 @@ typedef struct {
     SeqStatus status;
     bool was_suspended;         /* stopped while suspended */
     bool asleep;
-    bool inactive;              /* disks not yet taken over after migration */
-    bool out_failed;            /* an outgoing migration failed (see below) */
-    bool snap;                  /* a snapshot exists, holding: */
+    bool inactive;              /* disks not (yet) this process' */
+    bool out_failed;            /* an outgoing migration failed */
+    bool snap, snap_addr;       /* a snapshot exists, holding: */
     char snap_mem[UUID_TEXT], snap_dt[UUID_TEXT];
-    bool snap_addr;
+    bool file_addr;             /* the state saved to a file holds: */
+    char file_mem[UUID_TEXT], file_dt[UUID_TEXT];
     int fixed;                  /* fixed GUIDs handed out so far */
 } Model;
 
@@ -2133,13 +1524,14 @@ static void fixed_guid(char *buf, int n)
     g_snprintf(buf, UUID_TEXT, "5e000000-0000-4000-8000-%012x", n);
 }
 
-/* Booted, running, the firmware has reported the page. */
-static void model_init(Model *md, const Machine *m)
+static void model_init(Model *md, const Machine *m, const SeqCase *c)
 {
-    *md = (Model) { .status = ST_RUNNING, .addr = true };
+    *md = (Model) { .status = c->prelaunch ? ST_PRELAUNCH : ST_RUNNING,
+                    .addr = !c->prelaunch && !c->no_acpi,
+                    .policy_auto = c->auto_start };
     fixed_guid(md->guid, md->fixed++);
     strcpy(md->told, md->guid);
-    strcpy(md->mem, md->guid);
+    strcpy(md->mem, md->addr ? md->guid : NIL_GUID);
     strcpy(md->dt, m->kind == VIRT ? md->guid : NIL_GUID);
 }
 
@@ -2208,19 +1600,25 @@ static void model_apply(Model *md, const Machine *m, SeqEvent ev)
         }
         if (md->status == ST_PAUSED) {
             md->status = md->was_suspended ? ST_SUSPENDED : ST_RUNNING;
-        } else if (md->status == ST_PRELAUNCH) {
+        } else if (md->status == ST_PRELAUNCH ||
+                   md->status == ST_POSTMIGRATE) {
             md->status = ST_RUNNING;
         }
         break;
     case EV_SET_NEW:
+    case EV_SET_HMP:
+    case EV_SET_QOM:
         fixed_guid(md->guid, md->fixed++);
-        md->reason = "set";
-        break;
+        /* fall through */
     case EV_SET_SAME:
         md->reason = "set";
         break;
     case EV_SET_AUTO:
         md->fresh = true;
+        md->reason = "set";
+        break;
+    case EV_SET_TOLD:
+        strcpy(md->guid, md->told);
         md->reason = "set";
         break;
     case EV_SAVEVM:
@@ -2233,24 +1631,43 @@ static void model_apply(Model *md, const Machine *m, SeqEvent ev)
         model_load(md, m, md->snap_mem, md->snap_dt, md->snap_addr,
                    "snapshot-load");
         break;
-    case EV_MIGRATE_AUTO:
     case EV_MIGRATE_OTHER:
-        md->policy_auto = ev == EV_MIGRATE_AUTO;
-        if (ev == EV_MIGRATE_OTHER) {
-            fixed_guid(md->guid, md->fixed++);
-        }
+    case EV_SHARED_OTHER:
+        fixed_guid(md->guid, md->fixed++);
         /* fall through */
+    case EV_MIGRATE_AUTO:
     case EV_MIGRATE_SAME:
-        if (ev == EV_MIGRATE_SAME) {
-            md->policy_auto = false;
-        }
+    case EV_SHARED_AUTO:
+        md->policy_auto = ev == EV_MIGRATE_AUTO || ev == EV_SHARED_AUTO;
         model_load(md, m, md->mem, md->dt, md->addr, "migration");
+        if (ev == EV_SHARED_AUTO) {
+            /* The same VM going on, on the same memory: kept. */
+            md->fresh = false;
+            strcpy(md->guid, md->told);
+        }
         md->out_failed = false;
         /* A destination that does not run leaves the disks to the source. */
         md->inactive = md->status != ST_RUNNING;
         break;
     case EV_MIGRATE_FAILED:
+    case EV_SHARED_FAILED:
         md->out_failed = true;
+        break;
+    case EV_MIGRATE_KEEP_SOURCE:
+    case EV_SAVE_FILE:
+        md->status = ST_POSTMIGRATE;
+        md->inactive = true;
+        md->file_addr = md->addr;
+        strcpy(md->file_mem, md->mem);
+        strcpy(md->file_dt, md->dt);
+        break;
+    case EV_RESTORE:
+        md->policy_auto = true;
+        model_load(md, m, md->file_mem, md->file_dt, md->file_addr,
+                   "migration");
+        md->status = ST_PAUSED;
+        md->was_suspended = false;
+        md->inactive = true;
         break;
     case EV_S3:
         md->status = ST_SUSPENDED;
@@ -2272,7 +1689,6 @@ static void model_apply(Model *md, const Machine *m, SeqEvent ev)
         }
         /* Awake, nothing pending, no address until firmware reports it. */
         strcpy(md->told, md->guid);
-        md->asleep = false;
         md->addr = false;
         if (m->kind == VIRT) {
             strcpy(md->dt, md->guid);
@@ -2287,7 +1703,9 @@ static void model_apply(Model *md, const Machine *m, SeqEvent ev)
     case EV_REPORT_BAD:
         md->addr = false;
         break;
-    case EV__MAX:
+    case EV_UNREALIZE:
+        break;
+    default:
         g_assert_not_reached();
     }
 }
@@ -2313,71 +1731,47 @@ static bool model_tell(Model *md, const Machine *m)
     return true;
 }
 
-/* One QEMU process of a sequence, and the events it sent. */
-typedef struct {
-    QTestState *qts;
-    int changes;                /* VM_GENERATION_ID_CHANGED since cleared */
-    char *change_guid, *change_reason;
-    GHashTable *seen;           /* names of the other events since cleared */
-} SeqVm;
-
-static bool seq_on_event(QTestState *qts, const char *name, QDict *ev,
-                         void *opaque)
-{
-    SeqVm *vm = opaque;
-
-    if (!strcmp(name, EVENT)) {
-        QDict *data = qdict_get_qdict(ev, "data");
-
-        vm->changes++;
-        g_free(vm->change_guid);
-        g_free(vm->change_reason);
-        vm->change_guid = g_strdup(qdict_get_str(data, "guid"));
-        vm->change_reason = g_strdup(qdict_get_str(data, "reason"));
-    } else {
-        g_hash_table_add(vm->seen, g_strdup(name));
-    }
-    return true;
-}
-
 /* A sequence under way: the model, QEMU, and what it found wrong. */
 typedef struct {
     const Machine *m;
+    const SeqCase *c;
     Model md;
-    SeqVm *vm;
-    Scratch tmp;                /* its folder, migration socket, ... */
-    char *img;                  /* ... and the disk all its processes use */
-    const char *more;           /* for every process of the sequence */
+    Vm *vm;
+    char *dir, *uri, *img;      /* its folder, socket, and disk */
     GHashTable *guids;          /* every GUID seen, to tell fresh ones */
     GString *why;               /* "": all agreed */
 } Seq;
 
-static char *halt_bios;         /* x86: a BIOS that only halts */
-
 /*
  * Start a process of the sequence: the machine, its disk, and
  * -device vmgenid,guid=@guid. All have the machine's extra device,
- * except a destination that is to fail (@extra false).
+ * except a destination that is to fail, which logs its vmgenid trace.
  */
-static SeqVm *seq_start(Seq *q, const char *guid, const char *more,
-                        bool extra)
+static Vm *seq_start(Seq *q, const char *guid, const char *more, bool fail)
 {
-    const Machine *m = q->m;
-    SeqVm *vm = g_new0(SeqVm, 1);
-    g_autofree char *fw = g_strdup_printf("%s -bios %s",
-        m->kind == VIRT ? "-cpu cortex-a57" : "", halt_bios);
-    g_autofree char *s3 = m->s3_global
-        ? g_strdup_printf("-global %s", m->s3_global) : g_strdup("");
+    g_autoptr(GString) args = g_string_new("");
+    Vm *vm;
 
-    vm->seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    vm->qts = qtest_initf("-machine %s -accel tcg -nodefaults -net none"
-                          " -m 128M %s %s"
-                          " -drive if=none,id=snap,format=qcow2,file=%s,"
-                          "file.locking=off"
-                          " -device vmgenid,guid=%s %s %s %s",
-                          m->name, fw, s3, q->img, guid,
-                          extra ? m->extra : "", q->more ?: "", more);
-    qtest_qmp_set_event_callback(vm->qts, seq_on_event, vm);
+    /* The device a failing destination lacks comes after vmgenid. */
+    g_string_printf(args, "-device vmgenid,id=vg,guid=%s %s %s", guid,
+                    fail ? "" : q->m->extra, more);
+    if (q->m->s3_global) {
+        g_string_append_printf(args, " -global %s", q->m->s3_global);
+    }
+    if (q->c->no_acpi) {
+        g_string_append(args, " -machine acpi=off");
+    }
+    if (q->c->shared) {
+        g_string_append_printf(args, " -machine memory-backend=ram0"
+                               " -object memory-backend-file,id=ram0,"
+                               "size=128M,share=on,mem-path=%s/ram", q->dir);
+    }
+    if (fail) {
+        g_string_append_printf(args, " -trace vmgenid_post_load -D %s/trace",
+                               q->dir);
+    }
+    vm = vm_start(&(Start){ q->m, BOOT_HALT, .disk = q->img,
+                            .args = args->str });
     qtest_qmp_assert_success(vm->qts, "{'execute': 'migrate-set-capabilities',"
                              " 'arguments': {'capabilities': [{"
                              "  'capability': 'return-path',"
@@ -2385,75 +1779,26 @@ static SeqVm *seq_start(Seq *q, const char *guid, const char *more,
     return vm;
 }
 
-static void seq_quit(SeqVm *vm)
-{
-    qtest_quit(vm->qts);
-    g_hash_table_destroy(vm->seen);
-    g_free(vm->change_guid);
-    g_free(vm->change_reason);
-    g_free(vm);
-}
-
 /* Where the test reports the page to be: 2 MiB into RAM, plus 40. */
 static uint64_t seq_addr(const Machine *m)
 {
-    return (m->kind == VIRT ? VIRT_RAM : 0) + 0x200000 + GUID_OFFSET;
+    return m->ram + 0x200000 + GUID_OFFSET;
 }
 
 /* Set up what the notification needs, as firmware and guest would. */
 static void seq_firmware(Seq *q)
 {
-    QTestState *qts = q->vm->qts;
-
     if (q->m->kind == PC) {
         /* The PM device's I/O base 0x600, enabled (PM1 control at 0x604). */
-        pci_cfg_writel(qts, q->m->pm_devfn, 0x40, 0x601);
-        pci_cfg_writeb(qts, q->m->pm_devfn, q->m->pm_enable_reg,
-                       q->m->pm_enable);
+        pci_cfg_write(q->vm, q->m->pm_devfn, 0x40, 0x601, 4);
+        pci_cfg_write(q->vm, q->m->pm_devfn, q->m->pm_enable_reg,
+                      q->m->pm_enable, 1);
     } else if (q->m->kind == VIRT) {
-        virt_spi_edge(qts);
+        virt_spi_edge(q->vm);
     }
 }
 
-/* Ask QEMU something, so that the events before the answer arrive. */
-static QDict *seq_qmp(SeqVm *vm, const char *cmd)
-{
-    return qtest_qmp(vm->qts, "{'execute': %s}", cmd);
-}
-
-/* Wait for event @name; false after TIMEOUT seconds. */
-static bool seq_wait_event(SeqVm *vm, const char *name)
-{
-    int i;
-
-    for (i = 0; i < TIMEOUT * 100; i++) {
-        qobject_unref(seq_qmp(vm, "query-status"));
-        if (g_hash_table_remove(vm->seen, name)) {
-            return true;
-        }
-        g_usleep(10 * 1000);
-    }
-    return false;
-}
-
-/* Wait until the status is no longer @status. */
-static char *seq_wait_status_leaves(SeqVm *vm, const char *status)
-{
-    int i;
-
-    for (i = 0; i < TIMEOUT * 100; i++) {
-        char *now = run_status(vm->qts);
-
-        if (strcmp(now, status)) {
-            return now;
-        }
-        g_free(now);
-        g_usleep(10 * 1000);
-    }
-    return g_strdup(status);
-}
-
-/* Run a QMP command; note its error, if any. */
+/* Note the error of a QMP response, if any. */
 static bool seq_ok(Seq *q, QDict *rsp, const char *what)
 {
     bool ok = qdict_haskey(rsp, "return");
@@ -2476,154 +1821,221 @@ static bool seq_hmp(Seq *q, const char *line)
     return !*out;
 }
 
-static bool seq_set(Seq *q, const char *guid)
-{
-    return seq_ok(q, qtest_qmp(q->vm->qts, "{'execute': "
-                               "'set-vm-generation-id', 'arguments':"
-                               " {'guid': %s}}", guid),
-                  "set-vm-generation-id");
-}
+#define MIG             1       /* a live migration */
+#define MIG_FAIL        2       /* ... to a destination that lacks a device */
+#define MIG_SHARED      4       /* ... with x-ignore-shared */
+#define MIG_KEEP_SOURCE 8       /* ... after which the source goes on */
+#define MIG_FILE        16      /* restore the state saved to a file */
 
-/* A migration's end as the process sees it: "completed" or "failed". */
-static char *seq_migration_end(SeqVm *vm)
-{
-    int i;
+/* What QEMU is told to make each event happen. */
+typedef struct {
+    const char *name;
+    const char *qmp, *wait;     /* a QMP command, then an event */
+    const char *hmp;            /* an HMP command */
+    int mig;                    /* a migration, MIG_* */
+    bool to_auto;               /* ... to guid=auto, not the model's */
+} SeqHow;
 
-    for (i = 0; i < TIMEOUT * 100; i++) {
-        QDict *rsp = seq_qmp(vm, "query-migrate");
-        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
-                                           "status");
-        char *end = NULL;
-
-        if (!g_strcmp0(st, "completed") || !g_strcmp0(st, "failed")) {
-            end = g_strdup(st);
-        }
-        qobject_unref(rsp);
-        if (end) {
-            return end;
-        }
-        g_usleep(10 * 1000);
-    }
-    return g_strdup("timed out");
-}
+static const SeqHow seq_how[EV__MAX] = {
+    [EV_STOP] = { "stop", "stop" },
+    [EV_CONT] = { "cont", "cont" },
+    [EV_SET_NEW] = { "set-new" },
+    [EV_SET_SAME] = { "set-same" },
+    [EV_SET_AUTO] = { "set-auto" },
+    [EV_SAVEVM] = { "savevm", .hmp = "savevm s1" },
+    [EV_LOADVM] = { "loadvm", .hmp = "loadvm s1" },
+    [EV_MIGRATE_AUTO] = { "migrate-to-auto", .mig = MIG, .to_auto = true },
+    [EV_MIGRATE_SAME] = { "migrate-to-source-guid", .mig = MIG },
+    [EV_MIGRATE_OTHER] = { "migrate-to-other-guid", .mig = MIG },
+    [EV_MIGRATE_FAILED] = { "migrate-failed", .mig = MIG_FAIL,
+                            .to_auto = true },
+    [EV_S3] = { "s3" },
+    [EV_WAKEUP] = { "wakeup", "system_wakeup", "WAKEUP" },
+    [EV_RESET] = { "reset", "system_reset", "RESET" },
+    [EV_REPORT] = { "report-addr" },
+    [EV_REPORT_BAD] = { "report-bad-addr" },
+    [EV_SET_HMP] = { "set-hmp" },
+    [EV_SET_QOM] = { "set-qom" },
+    [EV_SET_TOLD] = { "set-told" },
+    [EV_UNREALIZE] = { "unrealize" },
+    [EV_MIGRATE_KEEP_SOURCE] = { "migrate-keep-source",
+                                 .mig = MIG_KEEP_SOURCE, .to_auto = true },
+    [EV_SAVE_FILE] = { "save-file" },
+    [EV_RESTORE] = { "restore", .mig = MIG_FILE, .to_auto = true },
+    [EV_SHARED_AUTO] = { "shared-migrate-to-auto", .mig = MIG_SHARED,
+                         .to_auto = true },
+    [EV_SHARED_OTHER] = { "shared-migrate-to-other-guid", .mig = MIG_SHARED },
+    [EV_SHARED_FAILED] = { "shared-migrate-failed",
+                           .mig = MIG_SHARED | MIG_FAIL, .to_auto = true },
+};
 
 /*
- * Migrate to a new process started with guid=@guid; with @fail, one that
- * lacks a device of the source's, so that its load fails after it loaded
- * the vmgenid section. The survivor goes on; returns false on trouble.
+ * Migrate to a new process started with guid=@guid. With MIG_FAIL, its
+ * load fails at the section of the device it lacks, which comes after
+ * vmgenid's (the devices' order on the command line): its trace must show
+ * that vmgenid's section was loaded. The survivor goes on.
  */
-static bool seq_migrate(Seq *q, const char *guid, bool fail)
+static bool seq_migrate(Seq *q, const char *guid, int flags)
 {
-    g_autofree char *img = q->img;
-    g_autofree char *before = NULL, *after = NULL;
+    g_autofree char *img = q->img, *trace = NULL, *text = NULL;
+    g_autofree char *before = NULL;
     g_autofree char *src_end = NULL, *dst_end = NULL;
-    const char *want = fail ? "failed" : "completed";
-    SeqVm *dst;
+    g_autofree char *file = g_strdup_printf("file:%s/state", q->dir);
+    const char *want = flags & MIG_FAIL ? "failed" : "completed";
+    Vm *dst;
 
-    /* A destination that is to fail does not touch the disk. */
-    if (fail) {
-        q->img = g_build_filename(q->tmp.dir, "other.qcow2", NULL);
+    if (flags & MIG_FAIL) {
+        /* A destination that is to fail does not touch the disk. */
+        q->img = g_build_filename(q->dir, "other.qcow2", NULL);
         g_assert_true(mkimg(q->img, "qcow2", 1));
     }
-    dst = seq_start(q, guid, "-incoming defer", !fail);
-    if (fail) {
+    dst = seq_start(q, guid, "-incoming defer", flags & MIG_FAIL);
+    if (flags & MIG_FAIL) {
         unlink(q->img);
         g_free(q->img);
     }
     q->img = g_steal_pointer(&img);
-    before = qmp_guid(dst->qts);
-
+    before = qemu_guid(dst);
     g_hash_table_add(q->guids, g_strdup(before));
+    if (flags & MIG_SHARED) {
+        qtest_qmp_assert_success(dst->qts, "{'execute':"
+            " 'migrate-set-capabilities', 'arguments': {'capabilities':"
+            " [{'capability': 'x-ignore-shared', 'state': true}]}}");
+        qtest_qmp_assert_success(q->vm->qts, "{'execute':"
+            " 'migrate-set-capabilities', 'arguments': {'capabilities':"
+            " [{'capability': 'x-ignore-shared', 'state': true}]}}");
+    }
+    if (flags & MIG_FILE) {
+        qtest_qmp_assert_success(dst->qts, "{'execute':"
+            " 'migrate-set-capabilities', 'arguments': {'capabilities':"
+            " [{'capability': 'return-path', 'state': false}]}}");
+    }
     qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-incoming',"
                              " 'arguments': {'uri': %s,"
-                             "  'exit-on-error': false}}", q->tmp.uri);
-    qtest_qmp_assert_success(q->vm->qts, "{'execute': 'migrate',"
-                             " 'arguments': {'uri': %s}}", q->tmp.uri);
-    src_end = seq_migration_end(q->vm);
-    dst_end = seq_migration_end(dst);
-    if (strcmp(src_end, want) || strcmp(dst_end, want)) {
+                             "  'exit-on-error': false}}",
+                             flags & MIG_FILE ? file : q->uri);
+    if (!(flags & MIG_FILE)) {
+        qtest_qmp_assert_success(q->vm->qts, "{'execute': 'migrate',"
+                                 " 'arguments': {'uri': %s}}", q->uri);
+        src_end = vm_wait(q->vm, NULL, NULL);
+    }
+    dst_end = vm_wait(dst, NULL, NULL);
+    if ((src_end && strcmp(src_end, want)) || strcmp(dst_end, want)) {
         g_string_append_printf(q->why, "migration: source %s, destination"
                                " %s, expected %s", src_end, dst_end, want);
-        seq_quit(dst);
+        vm_quit(dst);
         return false;
     }
-    if (!fail) {
-        seq_quit(q->vm);
-        q->vm = dst;
-        g_free(seq_wait_status_leaves(dst, "inmigrate"));
-        return true;
+    if (flags & MIG_FAIL) {
+        trace = g_build_filename(q->dir, "trace", NULL);
+        g_free(run_status(dst));
+        if (!g_file_get_contents(trace, &text, NULL, NULL) ||
+            !strstr(text, "vmgenid_post_load")) {
+            g_string_append(q->why, "the failed destination did not load the"
+                            " vmgenid section");
+        } else if (dst->changes) {
+            g_string_append_printf(q->why, "the failed destination reported"
+                                   " a change to %s", dst->change_guid);
+        }
+        unlink(trace);
     }
-    /* The destination loaded the vmgenid section: guid=auto drew anew. */
-    after = qmp_guid(dst->qts);
-    if (!strcmp(after, before)) {
-        g_string_append(q->why, "the failed destination kept its GUID: its"
-                        " vmgenid section was not loaded");
-    } else if (dst->changes) {
-        g_string_append_printf(q->why, "the failed destination reported a"
-                               " change to %s", dst->change_guid);
+    if (flags & (MIG_FAIL | MIG_KEEP_SOURCE)) {
+        g_hash_table_add(q->guids, qemu_guid(dst));
+        vm_quit(dst);
+        /* The source goes on as it was. */
+        g_free(vm_wait(q->vm, NULL, "finish-migrate"));
+        return !q->why->len;
     }
-    g_hash_table_add(q->guids, g_strdup(after));
-    seq_quit(dst);
-    /* The source resumes as it was. */
-    g_free(seq_wait_status_leaves(q->vm, "finish-migrate"));
-    return !q->why->len;
+    vm_quit(q->vm);
+    q->vm = dst;
+    g_free(vm_wait(dst, NULL, "inmigrate"));
+    return true;
+}
+
+/* Save the stopped VM's state to a file; the process goes on. */
+static bool seq_save_file(Seq *q)
+{
+    g_autofree char *file = g_strdup_printf("file:%s/state", q->dir);
+    g_autofree char *end = NULL;
+
+    qtest_qmp_assert_success(q->vm->qts, "{'execute':"
+        " 'migrate-set-capabilities', 'arguments': {'capabilities':"
+        " [{'capability': 'return-path', 'state': false}]}}");
+    qtest_qmp_assert_success(q->vm->qts, "{'execute': 'migrate',"
+                             " 'arguments': {'uri': %s}}", file);
+    end = vm_wait(q->vm, NULL, NULL);
+    if (strcmp(end, "completed")) {
+        g_string_append_printf(q->why, "saving to a file: %s", end);
+    }
+    return !strcmp(end, "completed");
 }
 
 /* Make QEMU do @ev. */
 static bool seq_do(Seq *q, SeqEvent ev)
 {
+    const SeqHow *how = &seq_how[ev];
     QTestState *qts = q->vm->qts;
+    g_autofree char *line = NULL;
+    QDict *rsp;
 
+    if (how->qmp) {
+        if (!seq_ok(q, qtest_qmp(qts, "{'execute': %s}", how->qmp),
+                    how->qmp) || (how->wait && !vm_event(q->vm, how->wait))) {
+            return false;
+        }
+        if (how->wait) {
+            seq_firmware(q);
+        }
+        return true;
+    } else if (how->hmp) {
+        return seq_hmp(q, how->hmp);
+    } else if (how->mig) {
+        return seq_migrate(q, how->to_auto ? "auto" : q->md.guid, how->mig);
+    }
     switch (ev) {
-    case EV_STOP:
-        return seq_ok(q, seq_qmp(q->vm, "stop"), "stop");
-    case EV_CONT:
-        return seq_ok(q, seq_qmp(q->vm, "cont"), "cont");
-    case EV_SET_NEW:
-    case EV_SET_SAME:
-        return seq_set(q, q->md.guid);
-    case EV_SET_AUTO:
-        return seq_set(q, "auto");
-    case EV_SAVEVM:
-        return seq_hmp(q, "savevm s1");
-    case EV_LOADVM:
-        return seq_hmp(q, "loadvm s1");
-    case EV_MIGRATE_AUTO:
-        return seq_migrate(q, "auto", false);
-    case EV_MIGRATE_SAME:
-    case EV_MIGRATE_OTHER:
-        return seq_migrate(q, q->md.guid, false);
-    case EV_MIGRATE_FAILED:
-        return seq_migrate(q, "auto", true);
+    case EV_SET_HMP:
+        line = g_strdup_printf("set_vm_generation_id %s", q->md.guid);
+        return seq_hmp(q, line);
+    case EV_SET_QOM:
+        return seq_ok(q, qtest_qmp(qts, "{'execute': 'qom-set', 'arguments':"
+                                   " {'path': '" VG "', 'property': 'guid',"
+                                   "  'value': %s}}", q->md.guid), "qom-set");
+    case EV_UNREALIZE:
+        /* Refused as an unplug; ignored as an unrealize. */
+        rsp = qtest_qmp(qts, "{'execute': 'device_del', 'arguments':"
+                        " {'id': 'vg'}}");
+        if (g_strcmp0(qdict_get_try_str(qdict_get_qdict(rsp, "error"),
+                                        "desc"), ERR_REMOVE)) {
+            g_string_append(q->why, "device_del was not refused");
+        }
+        qobject_unref(rsp);
+        return !q->why->len &&
+               seq_ok(q, qtest_qmp(qts, "{'execute': 'qom-set', 'arguments':"
+                                   " {'path': '" VG "', 'property':"
+                                   " 'realized', 'value': false}}"),
+                      "qom-set realized=false") &&
+               seq_ok(q, qtest_qmp(qts, "{'execute': 'qom-set', 'arguments':"
+                                   " {'path': '" VG "', 'property':"
+                                   " 'realized', 'value': true}}"),
+                      "qom-set realized=true");
+    case EV_SAVE_FILE:
+        return seq_save_file(q);
     case EV_S3:
         /* SLP_TYP 1 (QEMU's S3) and SLP_EN, as an OS suspending does. */
         qtest_outw(qts, q->m->pm1_cnt, (1 << 10) | (1 << 13));
-        return seq_wait_event(q->vm, "SUSPEND");
-    case EV_WAKEUP:
-        if (!seq_ok(q, seq_qmp(q->vm, "system_wakeup"), "system_wakeup")) {
-            return false;
-        }
-        if (!seq_wait_event(q->vm, "WAKEUP")) {
-            return false;
-        }
-        seq_firmware(q);
-        return true;
-    case EV_RESET:
-        if (!seq_ok(q, seq_qmp(q->vm, "system_reset"), "system_reset") ||
-            !seq_wait_event(q->vm, "RESET")) {
-            return false;
-        }
-        seq_firmware(q);
-        return true;
+        return vm_event(q->vm, "SUSPEND");
     case EV_REPORT:
-        return report_addr(qts, seq_addr(q->m)) == 0;
     case EV_REPORT_BAD:
-        /* Past the end of RAM, so refused. */
-        return report_addr(qts, seq_addr(q->m) + RAM_SIZE) == 0;
-    case EV__MAX:
-        break;
+        /* A bad one: past the end of RAM. */
+        report_addr(q->vm, seq_addr(q->m) +
+                           (ev == EV_REPORT_BAD ? RAM_SIZE : 0));
+        return true;
+    default:
+        return seq_ok(q, qtest_qmp(qts, "{'execute': 'set-vm-generation-id',"
+                                   " 'arguments': {'guid': %s}}",
+                                   ev == EV_SET_AUTO ? "auto" : q->md.guid),
+                      "set-vm-generation-id");
     }
-    g_assert_not_reached();
 }
 
 #define SEQ_EXPECT(cond, ...) \
@@ -2639,10 +2051,9 @@ static bool seq_check(Seq *q)
 {
     const Machine *m = q->m;
     Model *md = &q->md;
-    QTestState *qts = q->vm->qts;
-    g_autofree char *status = run_status(q->vm->qts);
-    g_autofree char *guid = qmp_guid(qts);
-    g_autofree char *mem = guest_guid(qts, seq_addr(m));
+    g_autofree char *status = run_status(q->vm);
+    g_autofree char *guid = qemu_guid(q->vm);
+    g_autofree char *mem = guest_guid(q->vm->qts, seq_addr(m));
     bool told, acpi, irq;
 
     if (md->fresh) {
@@ -2662,102 +2073,124 @@ static bool seq_check(Seq *q)
     SEQ_EXPECT(!strcmp(mem, md->mem), "the page holds %s, the model says %s",
                mem, md->mem);
     if (m->kind == VIRT) {
-        g_autofree char *dt = guest_guid(qts, VIRT_DT_PAGE);
+        g_autofree char *dt = guest_guid(q->vm->qts, VIRT_DT_PAGE);
 
         SEQ_EXPECT(!strcmp(dt, md->dt), "QEMU's page holds %s, the model"
                    " says %s", dt, md->dt);
-        irq = dt_notified(qts);
+        irq = dt_notified(q->vm);
         SEQ_EXPECT(irq == told, "the devicetree interrupt is %s, the model"
                    " says %s", irq ? "pending" : "not pending",
                    told ? "pending" : "not pending");
     }
-    acpi = acpi_notified(qts, m);
+    acpi = acpi_notified(q->vm);
     SEQ_EXPECT(acpi == (told && md->addr), "the ACPI notification was %s,"
                " the model says %s", acpi ? "raised" : "not raised",
                told && md->addr ? "raised" : "not raised");
     SEQ_EXPECT(q->vm->changes == told, "%d change events, the model says %d",
                q->vm->changes, told);
-    if (told) {
-        SEQ_EXPECT(!strcmp(q->vm->change_guid, md->guid) &&
-                   !strcmp(q->vm->change_reason, md->reason),
-                   "the change event says %s (%s), the model %s (%s)",
-                   q->vm->change_guid, q->vm->change_reason, md->guid,
-                   md->reason);
-    }
+    SEQ_EXPECT(!told || (!strcmp(q->vm->change_guid, md->guid) &&
+                         !strcmp(q->vm->change_reason, md->reason)),
+               "the change event says %s (%s), the model %s (%s)",
+               q->vm->change_guid, q->vm->change_reason, md->guid,
+               md->reason);
     q->vm->changes = 0;
     return true;
 }
 
-static void seq_init(Seq *q, const Machine *m, const char *more)
+/* Start the sequence's first QEMU: booted, unless c says otherwise. */
+static void seq_init(Seq *q, const Machine *m, const SeqCase *c)
 {
-    *q = (Seq) { .m = m, .more = more };
-    scratch_init(&q->tmp);
-    q->img = g_build_filename(q->tmp.dir, "disk.qcow2", NULL);
+    *q = (Seq) { .m = m, .c = c };
+    q->dir = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
+    q->uri = g_strdup_printf("unix:%s/sock", q->dir);
+    q->img = g_build_filename(q->dir, "disk.qcow2", NULL);
     q->guids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     q->why = g_string_new("");
     g_assert_true(mkimg(q->img, "qcow2", 1));
-    model_init(&q->md, m);
-    q->vm = seq_start(q, q->md.guid, "", true);
+    model_init(&q->md, m, c);
+    q->vm = seq_start(q, c->auto_start ? "auto" : q->md.guid,
+                      c->prelaunch ? "-S" : "", false);
     seq_firmware(q);
-    /* Booted: the firmware reported the page. */
-    g_assert_cmphex(report_addr(q->vm->qts, seq_addr(m)), ==, 0);
+    if (c->auto_start) {
+        /* Drawn at start: the guest boots with it. */
+        g_autofree char *guid = qemu_guid(q->vm);
+
+        strcpy(q->md.guid, guid);
+        strcpy(q->md.told, guid);
+        strcpy(q->md.dt, m->kind == VIRT ? guid : NIL_GUID);
+        strcpy(q->md.mem, q->md.addr ? guid : NIL_GUID);
+    }
+    if (c->no_acpi) {
+        /* fw_cfg is there, with no file of the device's. */
+        g_assert_cmpint(fw_cfg_key(q->vm, "etc/smbios/smbios-tables"), !=, 0);
+        g_assert_cmpint(fw_cfg_key(q->vm, "etc/vmgenid_addr"), ==, 0);
+        g_assert_cmpint(fw_cfg_key(q->vm, "etc/vmgenid_guid"), ==, 0);
+    } else if (q->md.addr) {
+        report_addr(q->vm, seq_addr(m));
+    }
 }
 
 static void seq_free(Seq *q)
 {
-    seq_quit(q->vm);
+    g_autofree char *state = g_build_filename(q->dir, "state", NULL);
+    g_autofree char *ram = g_build_filename(q->dir, "ram", NULL);
+
+    vm_quit(q->vm);
     unlink(q->img);
+    unlink(q->uri + strlen("unix:"));
+    unlink(state);
+    unlink(ram);
+    rmdir(q->dir);
+    g_free(q->dir);
+    g_free(q->uri);
     g_free(q->img);
-    scratch_free(&q->tmp);
     g_hash_table_destroy(q->guids);
     g_string_free(q->why, true);
 }
 
 /*
- * Run @seq from a fresh start. Returns -1 if QEMU agreed with the model
- * all along, else the index of the step after which it did not (@n for
- * the start), with the reason in @why.
+ * Run the @n events of @seq from a fresh start. At the first disagreement
+ * between QEMU and the model, fail the test if @report, saying after which
+ * events and why.
  */
-static int seq_run(const Machine *m, const SeqEvent *seq, int n, char **why)
+static bool seq_run(const Machine *m, const SeqCase *c, const SeqEvent *seq,
+                    int n, const char *seed, bool report)
 {
+    g_autoptr(GString) text = g_string_new("");
+    bool ok;
     Seq q;
-    int i, failed = -1;
-
-    seq_init(&q, m, NULL);
-    if (!seq_check(&q)) {
-        failed = n;
-    }
-    for (i = 0; failed < 0 && i < n; i++) {
-        g_assert_true(model_can(&q.md, m, seq[i]));
-        model_apply(&q.md, m, seq[i]);
-        if (!seq_do(&q, seq[i]) || !seq_check(&q)) {
-            failed = i;
-        }
-    }
-    *why = failed < 0 ? NULL : g_strdup(q.why->str);
-    seq_free(&q);
-    return failed;
-}
-
-static char *seq_text(const SeqEvent *seq, int n)
-{
-    GString *s = g_string_new("");
     int i;
 
-    for (i = 0; i < n; i++) {
-        g_string_append_printf(s, "%s%s", i ? ", " : "",
-                               seq_event_names[seq[i]]);
+    seq_init(&q, m, c);
+    ok = seq_check(&q);
+    for (i = 0; ok && i < n; i++) {
+        g_string_append_printf(text, "%s%s", i ? ", " : "",
+                               seq_how[seq[i]].name);
+        g_assert_true(model_can(&q.md, m, seq[i]));
+        model_apply(&q.md, m, seq[i]);
+        ok = seq_do(&q, seq[i]) && seq_check(&q);
     }
-    return g_string_free(s, false);
+    if (!ok && report) {
+        g_test_message("%s: QEMU and the model disagree after [%s]%s%s%s: %s",
+                       m->name, text->str, seed ? " (seed " : "", seed ?: "",
+                       seed ? ")" : "", q.why->str);
+        g_test_fail();
+    }
+    seq_free(&q);
+    return ok;
 }
 
 /* Whether @seq can happen, event after event, in the model alone. */
-static bool seq_possible(const Machine *m, const SeqEvent *seq, int n)
+static bool seq_possible(const Machine *m, const SeqCase *c,
+                         const SeqEvent *seq, int n)
 {
     Model md;
     int i;
 
-    model_init(&md, m);
+    if (c->no_acpi && m->kind != VIRT) {
+        return false;
+    }
+    model_init(&md, m, c);
     for (i = 0; i < n; i++) {
         if (!model_can(&md, m, seq[i])) {
             return false;
@@ -2769,54 +2202,26 @@ static bool seq_possible(const Machine *m, const SeqEvent *seq, int n)
     return true;
 }
 
-/* The shortest failure found so far. */
+static int seq_len(const SeqCase *c)
+{
+    int n = 0;
+
+    while (n < ARRAY_SIZE(c->ev) && c->ev[n]) {
+        n++;
+    }
+    return n;
+}
+
 typedef struct {
-    SeqEvent *seq;
-    int len;                    /* -1: none */
-    char *why;
-} SeqFailure;
+    const Machine *m;
+    const SeqCase *c;
+} SeqTest;
 
-static void seq_note(SeqFailure *f, const SeqEvent *seq, int failed,
-                     int n, char *why)
+static void test_seq_case(const void *opaque)
 {
-    int len = failed == n ? 0 : failed + 1;
+    const SeqTest *t = opaque;
 
-    if (f->len < 0 || len < f->len) {
-        g_free(f->seq);
-        g_free(f->why);
-        f->seq = g_memdup2(seq, sizeof(*seq) * MAX(len, 1));
-        f->len = len;
-        f->why = why;
-    } else {
-        g_free(why);
-    }
-}
-
-static void G_GNUC_PRINTF(1, 2) seq_fail(const char *fmt, ...)
-{
-    g_autofree char *text = NULL;
-    va_list ap;
-
-    va_start(ap, fmt);
-    text = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_test_message("%s", text);
-    g_test_fail();
-}
-
-static void seq_report(const Machine *m, SeqFailure *f, const char *seed)
-{
-    g_autofree char *text = NULL;
-
-    if (f->len < 0) {
-        return;
-    }
-    text = seq_text(f->seq, f->len);
-    seq_fail("%s: QEMU and the model disagree after [%s]%s%s%s: %s",
-             m->name, text, seed ? " (seed " : "", seed ? seed : "",
-             seed ? ")" : "", f->why);
-    g_free(f->seq);
-    g_free(f->why);
+    seq_run(t->m, t->c, t->c->ev, seq_len(t->c), NULL, true);
 }
 
 static int env_int(const char *name, int def)
@@ -2826,89 +2231,56 @@ static int env_int(const char *name, int def)
     return v ? atoi(v) : def;
 }
 
-/*
- * Every possible sequence of VMGENID_SEQ_DEPTH events (2 by default); a
- * sequence whose prefix failed is not run again.
- */
+/* Every possible sequence of VMGENID_SEQ_DEPTH events (2 by default). */
 static void test_seq_bounded(const void *opaque)
 {
     const Machine *m = opaque;
     const int depth = env_int("VMGENID_SEQ_DEPTH", 2);
-    SeqFailure f = { .len = -1 };
-    g_autofree SeqEvent *seq = g_new0(SeqEvent, depth);
+    g_autofree SeqEvent *seq = g_new(SeqEvent, depth);
     int runs = 0, i;
 
-    for (;;) {
-        char *why;
-        int failed;
-
-        if (seq_possible(m, seq, depth) &&
-            (f.len < 0 || memcmp(seq, f.seq, sizeof(*seq) * f.len))) {
-            failed = seq_run(m, seq, depth, &why);
+    for (i = 0; i < depth; i++) {
+        seq[i] = EV_NONE + 1;
+    }
+    while (i >= 0) {
+        if (seq_possible(m, &seq_default, seq, depth)) {
             runs++;
-            if (failed >= 0) {
-                seq_note(&f, seq, failed, depth, why);
-            }
-        }
-        /* The next sequence, in lexical order. */
-        for (i = depth - 1; i >= 0 && ++seq[i] == EV__MAX; i--) {
-            seq[i] = 0;
-        }
-        if (i < 0) {
-            break;
-        }
-    }
-    g_test_message("%s: %d sequences of %d events", m->name, runs, depth);
-    seq_report(m, &f, NULL);
-}
-
-/* A random possible sequence of @n events. */
-static void seq_random(const Machine *m, GRand *rand, SeqEvent *seq, int n)
-{
-    Model md;
-    int i;
-
-    model_init(&md, m);
-    for (i = 0; i < n; i++) {
-        do {
-            seq[i] = g_rand_int_range(rand, 0, EV__MAX);
-        } while (!model_can(&md, m, seq[i]));
-        model_apply(&md, m, seq[i]);
-        md.fresh = false;
-        model_tell(&md, m);
-    }
-}
-
-/*
- * Make a failing sequence shorter: drop one event at a time while the
- * rest still fails.
- */
-static void seq_shrink(const Machine *m, SeqFailure *f)
-{
-    g_autofree SeqEvent *shorter = g_new(SeqEvent, MAX(f->len, 1));
-    bool again = true;
-    int i;
-
-    while (again) {
-        again = false;
-        for (i = 0; i < f->len; i++) {
-            char *why;
-            int failed, n = f->len - 1;
-
-            memcpy(shorter, f->seq, sizeof(*shorter) * i);
-            memcpy(shorter + i, f->seq + i + 1, sizeof(*shorter) * (n - i));
-            if (!seq_possible(m, shorter, n)) {
-                continue;
-            }
-            failed = seq_run(m, shorter, n, &why);
-            if (failed >= 0) {
-                f->len = -1;
-                seq_note(f, shorter, failed, n, why);
-                again = true;
+            if (!seq_run(m, &seq_default, seq, depth, NULL, true)) {
                 break;
             }
         }
+        /* The next sequence, in lexical order. */
+        for (i = depth - 1; i >= 0 && ++seq[i] == EV__EXPLORED; i--) {
+            seq[i] = EV_NONE + 1;
+        }
     }
+    g_test_message("%s: %d sequences of %d events", m->name, runs, depth);
+}
+
+/*
+ * Drop events from the failing @seq of @n, one at a time, while what is
+ * left can happen and still fails; return how many are left.
+ */
+static int seq_shrink(const Machine *m, SeqEvent *seq, int n)
+{
+    g_autofree SeqEvent *shorter = g_new(SeqEvent, MAX(n, 1));
+    bool dropped = true;
+    int i;
+
+    while (dropped && n > 1) {
+        dropped = false;
+        for (i = 0; i < n && !dropped; i++) {
+            memcpy(shorter, seq, i * sizeof(*seq));
+            memcpy(shorter + i, seq + i + 1, (n - i - 1) * sizeof(*seq));
+            if (seq_possible(m, &seq_default, shorter, n - 1) &&
+                !seq_run(m, &seq_default, shorter, n - 1, NULL, false)) {
+                n--;
+                memcpy(seq, shorter, n * sizeof(*seq));
+                dropped = true;
+            }
+        }
+    }
+    return n;
 }
 
 /*
@@ -2923,195 +2295,56 @@ static void test_seq_random(const void *opaque)
     const char *seed_env = g_getenv("VMGENID_SEQ_SEED");
     g_autofree char *seed = seed_env ? g_strdup(seed_env)
         : g_strdup_printf("%u", g_random_int());
+    g_autofree SeqEvent *seq = g_new(SeqEvent, MAX(len, 1));
     g_autoptr(GRand) rand = NULL;
-    g_autofree SeqEvent *seq = g_new(SeqEvent, len);
-    SeqFailure f = { .len = -1 };
     unsigned int seed_value;
-    int i;
+    int i, j;
+    Model md;
 
     g_assert_cmpint(qemu_strtoui(seed, NULL, 0, &seed_value), ==, 0);
     rand = g_rand_new_with_seed(seed_value);
     g_test_message("%s: seed %s", m->name, seed);
-    for (i = 0; i < count && f.len < 0; i++) {
-        char *why;
-        int failed;
+    for (i = 0; i < count; i++) {
+        model_init(&md, m, &seq_default);
+        for (j = 0; j < len; j++) {
+            do {
+                seq[j] = g_rand_int_range(rand, EV_NONE + 1, EV__EXPLORED);
+            } while (!model_can(&md, m, seq[j]));
+            model_apply(&md, m, seq[j]);
+            md.fresh = false;
+            model_tell(&md, m);
+        }
+        if (!seq_run(m, &seq_default, seq, len, seed, false)) {
+            g_autofree SeqEvent *orig = g_memdup2(seq, len * sizeof(*seq));
+            int n = seq_shrink(m, seq, len);
 
-        seq_random(m, rand, seq, len);
-        failed = seq_run(m, seq, len, &why);
-        if (failed >= 0) {
-            seq_note(&f, seq, failed, len, why);
-            seq_shrink(m, &f);
+            g_test_message("%s: a failing sequence of %d events, shrunk to %d",
+                           m->name, len, n);
+            /* Report the short one, or the long one if it passes now. */
+            if (seq_run(m, &seq_default, seq, n, seed, true)) {
+                seq_run(m, &seq_default, orig, len, seed, true);
+            }
+            break;
         }
     }
-    seq_report(m, &f, seed);
 }
 
-/* Sequences named for what once went wrong. */
-typedef struct {
-    const Machine *m;
-    const char *name;
-    SeqEvent seq[8];
-    int len;
-} SeqCase;
+/* --- Registration -------------------------------------------------- */
 
-static const SeqCase seq_cases[] = {
-    /* A change made while paused must not be in memory before cont. */
-    { NULL, "paused-set-migrate", { EV_STOP, EV_SET_NEW, EV_MIGRATE_SAME,
-      EV_CONT }, 4 },
-    { NULL, "paused-set-savevm", { EV_STOP, EV_SET_NEW, EV_SAVEVM, EV_CONT,
-      EV_LOADVM }, 5 },
-    /* A reset during S3 leaves the guest awake... */
-    { NULL, "s3-reset-set", { EV_S3, EV_RESET, EV_CONT, EV_REPORT,
-      EV_SET_NEW }, 5 },
-    /* ... and resumes it from S3: a change made meanwhile is told. */
-    { NULL, "s3-set-reset", { EV_S3, EV_SET_NEW, EV_RESET, EV_CONT }, 4 },
-};
-
-static void test_seq_case(const void *opaque)
+static void add(const Machine *m, const char *name, const void *data,
+                void (*fn)(const void *))
 {
-    const SeqCase *c = opaque;
-    SeqFailure f = { .len = -1 };
-    char *why;
-    int failed;
+    g_autofree char *path = g_strdup_printf("vmgenid/%s%s%s", m ? m->name : "",
+                                            m ? "/" : "", name);
 
-    g_assert_true(seq_possible(c->m, c->seq, c->len));
-    failed = seq_run(c->m, c->seq, c->len, &why);
-    if (failed >= 0) {
-        seq_note(&f, c->seq, failed, c->len, why);
-    }
-    seq_report(c->m, &f, NULL);
-}
-
-
-#define IGNORE_SHARED "{'execute': 'migrate-set-capabilities'," \
-    " 'arguments': {'capabilities': [{" \
-    "  'capability': 'x-ignore-shared', 'state': true}]}}"
-
-/* The migration's end as @vm sees it is @want. */
-static void seq_assert_end(SeqVm *vm, const char *want)
-{
-    g_autofree char *end = seq_migration_end(vm);
-
-    g_assert_cmpstr(end, ==, want);
-}
-
-/*
- * Guest memory that the destination shares with the source (a shared
- * memory backend and x-ignore-shared): the same VM goes on, so guid=auto
- * keeps the GUID the guest was told of, and the guest hears nothing. A
- * destination given another GUID tells the guest when it runs. A
- * destination that fails leaves the memory the source resumes on as it
- * was.
- */
-static void test_shared_memory(const void *opaque)
-{
-    const Machine *m = opaque;
-    g_autofree char *dir = g_dir_make_tmp("vmgenid-shm-XXXXXX", NULL);
-    g_autofree char *mem = g_build_filename(dir, "ram", NULL);
-    g_autofree char *more = g_strdup_printf(
-        "-object memory-backend-file,id=ram0,size=128M,mem-path=%s,share=on"
-        " -machine memory-backend=ram0", mem);
-    g_autofree char *guid = NULL;
-    char other[UUID_TEXT];
-    SeqVm *dst;
-    Seq q;
-
-    seq_init(&q, m, more);
-    guid = qmp_guid(q.vm->qts);
-    assert_guest_guid(q.vm->qts, seq_addr(m), guid);
-
-    /* guid=auto, shared: kept, nothing told. */
-    qtest_qmp_assert_success(q.vm->qts, IGNORE_SHARED);
-    dst = seq_start(&q, "auto", "-incoming defer", true);
-    qtest_qmp_assert_success(dst->qts, IGNORE_SHARED);
-    {
-        SeqVm *src = q.vm;
-
-        qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-incoming',"
-                                 " 'arguments': {'uri': %s}}", q.tmp.uri);
-        qtest_qmp_assert_success(src->qts, "{'execute': 'migrate',"
-                                 " 'arguments': {'uri': %s}}", q.tmp.uri);
-        seq_assert_end(src, "completed");
-        seq_assert_end(dst, "completed");
-        seq_quit(src);
-        q.vm = dst;
-        g_free(seq_wait_status_leaves(dst, "inmigrate"));
-    }
-    q.md.reason = "migration";
-    q.md.policy_auto = true;
-    if (!seq_check(&q)) {
-        seq_fail("guid=auto on shared memory: %s", q.why->str);
-    }
-    assert_qmp_guid(q.vm->qts, guid);
-
-    /* A failed destination writes nothing the source resumes on. */
-    qtest_qmp_assert_success(q.vm->qts, IGNORE_SHARED);
-    fixed_guid(other, 100);
-    dst = seq_start(&q, other, "-incoming defer", false);
-    qtest_qmp_assert_success(dst->qts, IGNORE_SHARED);
-    qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-incoming',"
-                             " 'arguments': {'uri': %s,"
-                             "  'exit-on-error': false}}", q.tmp.uri);
-    qtest_qmp_assert_success(q.vm->qts, "{'execute': 'migrate',"
-                             " 'arguments': {'uri': %s}}", q.tmp.uri);
-    seq_assert_end(q.vm, "failed");
-    seq_assert_end(dst, "failed");
-    g_assert_cmpint(dst->changes, ==, 0);
-    seq_quit(dst);
-    g_free(seq_wait_status_leaves(q.vm, "finish-migrate"));
-    if (!seq_check(&q)) {
-        seq_fail("after a failed migration on shared memory: %s",
-                 q.why->str);
-    }
-
-    /* guid=UUID, shared: that GUID, told when the guest runs. */
-    dst = seq_start(&q, other, "-incoming defer", true);
-    qtest_qmp_assert_success(dst->qts, IGNORE_SHARED);
-    qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-incoming',"
-                             " 'arguments': {'uri': %s}}", q.tmp.uri);
-    qtest_qmp_assert_success(q.vm->qts, "{'execute': 'migrate',"
-                             " 'arguments': {'uri': %s}}", q.tmp.uri);
-    seq_assert_end(q.vm, "completed");
-    seq_assert_end(dst, "completed");
-    seq_quit(q.vm);
-    q.vm = dst;
-    g_free(seq_wait_status_leaves(dst, "inmigrate"));
-    strcpy(q.md.guid, other);
-    q.md.policy_auto = false;
-    if (!seq_check(&q)) {
-        seq_fail("guid=UUID on shared memory: %s", q.why->str);
-    }
-    seq_free(&q);
-    unlink(mem);
-    rmdir(dir);
-}
-
-static void add_seq_tests(const Machine *m)
-{
-    int i;
-
-    add_test(m, "sequences/bounded", m, test_seq_bounded);
-    add_test(m, "shared-memory", m, test_shared_memory);
-    add_test(m, "sequences/random", m, test_seq_random);
-    for (i = 0; i < ARRAY_SIZE(seq_cases); i++) {
-        SeqCase *c;
-        g_autofree char *name = NULL;
-
-        if (!seq_possible(m, seq_cases[i].seq, seq_cases[i].len)) {
-            continue;
-        }
-        c = g_memdup2(&seq_cases[i], sizeof(*c));
-        c->m = m;
-        name = g_strdup_printf("sequences/%s", c->name);
-        add_test(m, name, c, test_seq_case);
-    }
+    qtest_add_data_func(path, data, fn);
 }
 
 /*
  * Firmware that only halts: HLT at the x86 reset vector; on Arm "wfi; b ."
  * at the start of flash (-bios also makes virt build its ACPI tables).
  */
-static void make_halt_bios(bool x86)
+static void make_halt_bios(bool arm)
 {
     static const uint8_t wfi_loop[] = {
         0x7f, 0x20, 0x03, 0xd5, 0xff, 0xff, 0xff, 0x17,
@@ -3119,111 +2352,107 @@ static void make_halt_bios(bool x86)
     g_autofree uint8_t *hlt = g_malloc(64 * 1024);
 
     memset(hlt, 0xf4, 64 * 1024);
-    halt_bios = g_build_filename(bios_log_dir, "halt.bin", NULL);
+    halt_bios = g_build_filename(tmp_dir, "halt.bin", NULL);
     g_assert_true(g_file_set_contents(halt_bios,
-                                      x86 ? (char *)hlt : (char *)wfi_loop,
-                                      x86 ? 64 * 1024 : sizeof(wfi_loop),
+                                      arm ? (char *)wfi_loop : (char *)hlt,
+                                      arm ? sizeof(wfi_loop) : 64 * 1024,
                                       NULL));
 }
 
 int main(int argc, char **argv)
 {
     const char *arch = qtest_get_arch();
-    const bool x86 = !strcmp(arch, "x86_64");
-    const Machine *machines = x86 ? x86_machines : arm_machines;
-    const int count = x86 ? ARRAY_SIZE(x86_machines)
-                          : ARRAY_SIZE(arm_machines);
-    int ret, i, j;
+    const char *up = g_getenv(UPSTREAM);
+    /* Unless an upstream QEMU is given for another target only. */
+    bool upstream_here = !up || g_str_has_suffix(up, arch);
+    const Machine *first = NULL;
+    bool arm;
+    g_autofree char *code = NULL, *vars = NULL, *objects = NULL;
+    int ret, i, j, k;
 
     g_test_init(&argc, &argv, NULL);
-
     if (!qtest_has_device("vmgenid")) {
         g_test_skip("this QEMU has no vmgenid device");
         return g_test_run();
     }
-
-    bios_log_dir = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
-    make_halt_bios(x86);
-    if (x86) {
+    tmp_dir = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
+    arm = qtest_has_machine("virt");
+    make_halt_bios(arm);
+    if (!arm) {
         g_assert_cmpint(boot_sector_init(disk), ==, 0);
-        bios_logs = g_hash_table_new(NULL, NULL);
     }
-    for (i = 0; i < count; i++) {
+
+    run_qemu("-machine none -object help", &objects);
+    for (i = 0; i < ARRAY_SIZE(refusals); i++) {
+        /* SEV's object exists where QEMU is built for x86_64 with KVM. */
+        if (qtest_has_machine(refusals[i].machine) &&
+            (!strstr(refusals[i].args, "sev-guest") ||
+             strstr(objects, "sev-guest\n"))) {
+            g_autofree char *name = g_strdup_printf("refused/%s",
+                                                    refusals[i].name);
+
+            add(NULL, name, &refusals[i], test_refused);
+        }
+    }
+    for (i = 0; i < ARRAY_SIZE(machines); i++) {
         const Machine *m = &machines[i];
 
         if (!qtest_has_machine(m->name)) {
             continue;
         }
-        add_test(m, "cmdline", m, test_cmdline);
-        add_test(m, "auto", m, test_auto);
-        add_test(m, "loadvm-auto", m, test_loadvm_auto);
-        add_test(m, "loadvm-fixed", m, test_loadvm_fixed);
-        add_test(m, "loadvm-fixed-set", m, test_loadvm_fixed_set);
-        add_test(m, "loadvm-paused", m, test_loadvm_paused);
-        add_test(m, "set", m, test_set);
-        add_test(m, "set-paused", m, test_set_paused);
-        for (j = 0; j < ARRAY_SIZE(migrate_cases); j++) {
-            MigrateTest *t = g_new(MigrateTest, 1);
+        if (!first) {
+            first = m;
+            add(NULL, "bad-guid", m, test_bad_guid);
+        }
+        add(m, "firmware", m, test_firmware);
+        add(m, "hotplug", m, test_hotplug);
+        add(m, "hostile-addr", m, test_hostile);
+        add(m, "sequences/bounded", m, test_seq_bounded);
+        add(m, "sequences/random", m, test_seq_random);
+        for (j = 0; j < ARRAY_SIZE(seq_cases); j++) {
+            const SeqCase *c = &seq_cases[j];
+            SeqTest *t;
 
-            *t = (MigrateTest) { m, &migrate_cases[j] };
-            add_test(m, migrate_cases[j].name, t, test_migrate);
-        }
-        add_test(m, "migrate-paused-cont", m, test_migrate_paused_cont);
-        add_test(m, "migrate-paused-keep", m, test_migrate_paused_keep);
-        add_test(m, "migrate-source-resumes", m, test_migrate_source_resumes);
-        add_test(m, "restore-twice", m, test_restore_twice);
-        add_test(m, "migrate-failed", m, test_migrate_failed);
-        add_seq_tests(m);
-        add_test(m, "hotplug", m, test_hotplug);
-        add_test(m, "unrealize", m, test_unrealize);
-        if (m->kind != VIRT) {
-            add_test(m, "ssdt", m, test_ssdt);
-            add_test(m, "set-early", m, test_set_early);
-        }
-        if (m->kind == PC) {
-            add_test(m, "reset", m, test_reset);
-            add_test(m, "s3", m, test_s3);
-            add_test(m, "hostile-addr", m, test_hostile);
-            add_test(m, "hostile-addr-running", m, test_hostile_running);
-            if (g_getenv(UPSTREAM)) {
-                add_upstream_tests(m, upstream_types[i]);
+            if (seq_possible(m, c, c->ev, seq_len(c))) {
+                t = g_new(SeqTest, 1);
+                *t = (SeqTest) { m, c };
+                add(m, c->name, t, test_seq_case);
             }
         }
-        if (m->kind == VIRT) {
-            add_test(m, "devicetree", m, test_virt_dt);
-            add_test(m, "acpi-off", m, test_virt_acpi_off);
-            add_test(m, "uefi", m, test_virt_uefi);
-            add_test(m, "hostile-addr", m, test_virt_hostile);
+        if (m->kind != VIRT) {
+            add(m, "ssdt", m, test_ssdt);
+        } else {
+            add(m, "devicetree", m, test_devicetree);
         }
-    }
-    if (x86) {
-        if (qtest_has_machine("q35")) {
-            qtest_add_data_func("vmgenid/q35/uefi", NULL, test_uefi);
+        /*
+         * UEFI where a firmware for this target is found, or where
+         * distributions ship one (then a missing one is a skip).
+         */
+        if (m->uefi_arch && (find_uefi(arch, m->uefi_type, &code, &vars) ||
+                             !strcmp(arch, m->uefi_arch))) {
+            add(m, "uefi", m, test_uefi);
         }
-        qtest_add_func("vmgenid/bad-guid", test_bad_guid);
-        qtest_add_func("vmgenid/bad-guid-long", test_bad_guid_long);
-        qtest_add_func("vmgenid/refused", test_refused);
-        qtest_add_func("vmgenid/refused-confidential",
-                       test_refused_confidential);
-        qtest_add_func("vmgenid/refused-qboot", test_refused_qboot);
-    } else {
-        qtest_add_func("vmgenid/refused", test_refused_virt);
+        g_clear_pointer(&code, g_free);
+        g_clear_pointer(&vars, g_free);
+        for (j = 0; upstream_here && j < ARRAY_SIZE(m->upstream) &&
+                    m->upstream[j]; j++) {
+            for (k = 0; k < 4; k++) {
+                UpstreamTest *t = g_new(UpstreamTest, 1);
+                g_autofree char *name = g_strdup_printf(
+                    "upstream/%s/%s-%s", m->upstream[j],
+                    k & 1 ? "to" : "from", k & 2 ? "savevm" : "live");
+
+                *t = (UpstreamTest) { m, m->upstream[j], k & 1, k & 2 };
+                add(m, name, t, test_upstream);
+            }
+        }
     }
 
     ret = g_test_run();
-    if (x86) {
+    if (!arm) {
         boot_sector_cleanup(disk);
     }
-    {
-        g_autoptr(GDir) dir = g_dir_open(bios_log_dir, 0, NULL);
-        const char *name;
-
-        while (dir && (name = g_dir_read_name(dir))) {
-            g_autofree char *path = g_build_filename(bios_log_dir, name, NULL);
-
-            unlink(path);
-        }
-        rmdir(bios_log_dir);
-    }
+    unlink(halt_bios);
+    rmdir(tmp_dir);
     return ret;
 }

@@ -31,8 +31,8 @@
 #define VMGENID_GUID_OFFSET      40
 
 /*
- * On machines with a platform bus (Arm virt), QEMU also offers the GUID
- * in a page of its own, at offset 0, which the devicetree describes as
+ * Through a devicetree (see vmgenid_use_dt()), QEMU offers the GUID in a
+ * page of its own, at offset 0, which the devicetree describes as
  * "microsoft,vmgenid" with an edge-triggered interrupt.
  */
 #define VMGENID_DT_COMPATIBLE    "microsoft,vmgenid"
