@@ -22,13 +22,13 @@
 TREE=${1:-$SRC}
 OUT=${2:-$OBJ}
 LINKS=${3:-$BUILD}
-REFERENCE=${4:-}
+MODE=${4:-}               # "", reference or reduced
 
 # Debian's firmware packages, searched in this order (as Debian's qemu does).
 FIRMWARE_DIRS=(/usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu)
 
 EXTRA=()
-case $REFERENCE in
+case $MODE in
 reference)
     TARGET_LIST=x86_64-softmmu
     TARGETS=(qemu-system-x86_64)
@@ -103,7 +103,7 @@ if ! [ -f "$OUT/build.ninja" ] ||
 fi
 
 qtests=
-if [ -z "$REFERENCE" ]; then
+if [ -z "$MODE" ]; then
     qtests=$(cd "$TREE/tests/qtest" && ls vmgenid*-test.c 2>/dev/null | sed 's|\.c$||;s|^|tests/qtest/|') || true
 fi
 # shellcheck disable=SC2086
