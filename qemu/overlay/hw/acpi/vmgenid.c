@@ -19,7 +19,7 @@
 #include "hw/boards.h"
 #include "hw/irq.h"
 #include "hw/nvram/fw_cfg.h"
-#include "migration/misc.h"
+#include "migration/cpr.h"
 #include "migration/vmstate.h"
 #include "system/address-spaces.h"
 #include "system/runstate.h"
@@ -161,11 +161,9 @@ static bool vmgenid_in_excluded(VmGenIdState *s, uint64_t addr, uint64_t len)
 /*
  * The address comes from the guest, which may write anything there. Say
  * why the GUID cannot go there, or return NULL if all of its 16 bytes lie
- * in one piece of the machine's ordinary, writable RAM; then *@block, if
- * given, is the RAM block that holds them.
+ * in one piece of the machine's ordinary, writable RAM.
  */
-static const char *vmgenid_addr_problem(VmGenIdState *s, uint64_t addr,
-                                        RAMBlock **block)
+static const char *vmgenid_addr_problem(VmGenIdState *s, uint64_t addr)
 {
     const uint64_t len = sizeof(QemuUUID);
     MemoryRegionSection sec;
@@ -196,8 +194,6 @@ static const char *vmgenid_addr_problem(VmGenIdState *s, uint64_t addr,
                !ram_discard_manager_is_populated(
                    memory_region_get_ram_discard_manager(sec.mr), &sec)) {
         why = "is in memory that is not plugged";
-    } else if (block) {
-        *block = sec.mr->ram_block;
     }
     memory_region_unref(sec.mr);
     return why;
@@ -206,7 +202,7 @@ static const char *vmgenid_addr_problem(VmGenIdState *s, uint64_t addr,
 /* Check an address the guest reported; log and trace a refusal. */
 static bool vmgenid_addr_ok(VmGenIdState *s, uint64_t addr)
 {
-    const char *why = vmgenid_addr_problem(s, addr, NULL);
+    const char *why = vmgenid_addr_problem(s, addr);
 
     if (why) {
         trace_vmgenid_addr_refused(addr, why);
@@ -267,17 +263,28 @@ static bool vmgenid_write_dt(VmGenIdState *s)
 }
 
 /*
- * The GUID that a loaded state left in guest memory: what the saved guest
- * was told of last. Only compared with ours, never reported. *@block is
- * the RAM block it came from.
+ * QEMU's own page as the guest boots: the first GUID. Not on a CPR
+ * destination, whose page is the source's memory while the source still
+ * runs; it arrives holding what that guest was told of.
  */
-static bool vmgenid_read_guest(VmGenIdState *s, QemuUUID *guid,
-                               RAMBlock **block)
+static void vmgenid_boot_dt(VmGenIdState *s)
+{
+    if (!cpr_is_incoming()) {
+        vmgenid_write_dt(s);
+    }
+}
+
+/*
+ * The GUID that a loaded state left in guest memory: what the saved guest
+ * was told of last. Only compared with ours, never reported or adopted:
+ * the guest may have written anything there.
+ */
+static bool vmgenid_read_guest(VmGenIdState *s, QemuUUID *guid)
 {
     uint64_t addr = vmgenid_guid_addr(s);
     QemuUUID le;
 
-    if (addr && !vmgenid_addr_problem(s, addr, block)) {
+    if (addr && !vmgenid_addr_problem(s, addr)) {
         if (address_space_read(&address_space_memory, addr,
                                MEMTXATTRS_UNSPECIFIED,
                                &le, sizeof(le)) != MEMTX_OK) {
@@ -285,7 +292,6 @@ static bool vmgenid_read_guest(VmGenIdState *s, QemuUUID *guid,
         }
     } else if (s->dt) {
         memcpy(&le, memory_region_get_ram_ptr(&s->dt_page), sizeof(le));
-        *block = s->dt_page.ram_block;
     } else {
         return false;
     }
@@ -352,9 +358,15 @@ static void vmgenid_vm_state_change(void *opaque, bool running,
 {
     VmGenIdState *s = opaque;
 
-    /* Also a guest loaded in S3: it sleeps, though no suspend was seen. */
+    /*
+     * Also a guest loaded in S3: it sleeps, though no suspend was seen.
+     * Running, it is awake: after a reset during S3 the firmware resumed
+     * it.
+     */
     if (state == RUN_STATE_SUSPENDED) {
         s->asleep = true;
+    } else if (running && state == RUN_STATE_RUNNING) {
+        s->asleep = false;
     }
     if (running) {
         vmgenid_update(s);
@@ -394,9 +406,9 @@ static void vmgenid_addr_written(void *opaque, off_t start, size_t len)
     memset(s->vmgenid_addr_le, 0, sizeof(s->vmgenid_addr_le));
     if (start != 0 || len != sizeof(s->addr_file)) {
         qemu_log_mask(LOG_GUEST_ERROR,
-                      "%s: partial write of %s (%zu bytes at offset %lld);"
-                      " ignoring it\n", TYPE_VMGENID,
-                      VMGENID_ADDR_FW_CFG_FILE, len, (long long)start);
+                      "%s: partial write of %s (%zu bytes at offset %"
+                      PRId64 "); ignoring it\n", TYPE_VMGENID,
+                      VMGENID_ADDR_FW_CFG_FILE, len, (int64_t)start);
         return;
     }
     if (addr && vmgenid_addr_ok(s, addr)) {
@@ -417,40 +429,29 @@ static void vmgenid_addr_written(void *opaque, off_t start, size_t len)
  * that guest was told of last. QEMU cannot tell a live migration from one
  * more restore of a saved stream, so "auto" draws a new GUID for every
  * copy; continuity across a live migration is management's to ask for, by
- * giving the destination the source's GUID. Only when the GUID's memory
- * was not copied but is shared with the source (x-ignore-shared, CPR) is
- * this the same VM going on, never a second copy: then "auto" keeps the
- * GUID. Nothing is written now: the guest is told when it runs, which a
- * failed incoming migration never does, and a source that resumes after
- * one finds its memory as it left it.
+ * giving the destination the source's GUID. That holds on memory shared
+ * with the source (x-ignore-shared, CPR) too: a memory file can be
+ * restored more than once, and the only copy of the source's GUID there
+ * is one the guest can overwrite. Nothing is written now: the guest is
+ * told when it runs, which a failed incoming migration never does, and a
+ * source that resumes after one finds its memory as it left it.
  */
 static int vmgenid_post_load(void *opaque, int version_id)
 {
     VmGenIdState *s = opaque;
     uint64_t addr = vmgenid_guid_addr(s);
-    RAMBlock *block = NULL;
     QemuUUID guid = s->guid;
-    bool shared;
 
     if (addr && !vmgenid_addr_ok(s, addr)) {
         memset(s->vmgenid_addr_le, 0, sizeof(s->vmgenid_addr_le));
     }
     memcpy(s->addr_file, s->vmgenid_addr_le, sizeof(s->addr_file));
+    /* Whether the loaded guest sleeps is known when it runs or resets. */
     s->asleep = false;
-    s->told_known = vmgenid_read_guest(s, &s->told, &block);
-    /*
-     * Only an incoming migration can continue on the source's memory; a
-     * snapshot load restores RAM whatever the migration settings say.
-     */
-    shared = runstate_check(RUN_STATE_INMIGRATE) && s->told_known && block &&
-             migrate_ram_is_ignored(block);
-    trace_vmgenid_post_load(s->told_known, shared);
+    s->told_known = vmgenid_read_guest(s, &s->told);
+    trace_vmgenid_post_load(s->told_known);
     if (s->guid_auto) {
-        if (shared) {
-            guid = s->told;
-        } else {
-            qemu_uuid_generate(&guid);
-        }
+        qemu_uuid_generate(&guid);
     }
     vmgenid_update_blob(s);
     vmgenid_set(s, &guid,
@@ -484,7 +485,9 @@ static const VMStateDescription vmstate_vmgenid = {
  * the firmware finds the S3 resume flag (on x86 in CMOS, which a reset
  * keeps) and resumes the guest from its memory, where the page still is.
  * For the guest both are a wakeup, and a change made while it slept is
- * still to be told.
+ * still to be told. It sleeps until it runs again: a second reset before
+ * that finds the flag too. QEMU knows a guest stopped in S3, or loaded
+ * from a state saved in S3 (whose global state comes last in the stream).
  */
 static void vmgenid_reset_hold(Object *obj, ResetType type)
 {
@@ -493,8 +496,8 @@ static void vmgenid_reset_hold(Object *obj, ResetType type)
     if (type == RESET_TYPE_WAKEUP) {
         return;
     }
-    if (s->asleep) {
-        s->asleep = false;
+    if (s->asleep || vm_get_suspended()) {
+        s->asleep = true;
         return;
     }
     memset(s->vmgenid_addr_le, 0, sizeof(s->vmgenid_addr_le));
@@ -502,7 +505,7 @@ static void vmgenid_reset_hold(Object *obj, ResetType type)
     s->told = s->guid;
     s->told_known = true;
     vmgenid_update_blob(s);
-    vmgenid_write_dt(s);
+    vmgenid_boot_dt(s);
 }
 
 /* At most VMGENID_QUOTE_MAX printable characters of @str, for messages. */
@@ -666,10 +669,11 @@ static void vmgenid_realize(DeviceState *dev, Error **errp)
                    " %s GUID", TYPE_VMGENID);
         return;
     }
-    if (s->acpi_dev && !vmgenid_init_acpi(s, errp)) {
+    /* fw_cfg keeps pointers into the device: register its files last. */
+    if (s->dt && !vmgenid_init_dt(s, errp)) {
         return;
     }
-    if (s->dt && !vmgenid_init_dt(s, errp)) {
+    if (s->acpi_dev && !vmgenid_init_acpi(s, errp)) {
         return;
     }
 
@@ -677,7 +681,7 @@ static void vmgenid_realize(DeviceState *dev, Error **errp)
     s->told = s->guid;
     s->told_known = true;
     vmgenid_update_blob(s);
-    vmgenid_write_dt(s);
+    vmgenid_boot_dt(s);
 
     qemu_add_vm_change_state_handler(vmgenid_vm_state_change, s);
     s->suspend_notifier.notify = vmgenid_suspended;

@@ -93,9 +93,9 @@ static const SeqCase seq_cases[] = {
     { "unrealize", true, .ev = { EV_UNREALIZE, EV_SET_NEW, EV_SAVEVM,
                                  EV_LOADVM, EV_MIGRATE_AUTO } },
     /*
-     * On memory shared with the source the same VM goes on: guid=auto
-     * keeps the GUID; a failed destination writes nothing the source
-     * resumes on; one given another GUID tells the guest when it runs.
+     * On memory shared with the source as on a copy: guid=auto draws a
+     * new GUID; a failed destination writes nothing the source resumes
+     * on; one given another GUID tells the guest when it runs.
      */
     { "shared-memory", .shared = true, .ev = { EV_SHARED_AUTO,
       EV_SHARED_FAILED, EV_SHARED_OTHER } },
@@ -109,9 +109,19 @@ static const SeqCase seq_cases[] = {
     /* ... a reset during S3 leaves the guest awake... */
     { "sequences/s3-reset-set", .ev = { EV_S3, EV_RESET, EV_CONT, EV_REPORT,
       EV_SET_NEW } },
-    /* ... and resumes it from S3: a change made meanwhile is told. */
+    /* ... and resumes it from S3: a change made meanwhile is told... */
     { "sequences/s3-set-reset", .ev = { EV_S3, EV_SET_NEW, EV_RESET,
       EV_CONT } },
+    /* ... also after a second reset before it ran. */
+    { "sequences/s3-set-reset-reset", .ev = { EV_S3, EV_SET_NEW, EV_RESET,
+      EV_RESET, EV_CONT } },
+    /* A state saved in S3 loads asleep: a reset, cont or loadvm wakes it. */
+    { "sequences/s3-saved-reset", true, .ev = { EV_S3, EV_SAVEVM, EV_WAKEUP,
+      EV_STOP, EV_LOADVM, EV_RESET, EV_CONT } },
+    { "sequences/s3-saved-cont", true, .ev = { EV_S3, EV_SAVEVM, EV_WAKEUP,
+      EV_STOP, EV_LOADVM, EV_CONT, EV_WAKEUP } },
+    { "sequences/s3-saved-loadvm", true, .ev = { EV_S3, EV_SAVEVM,
+      EV_WAKEUP, EV_LOADVM } },
 };
 
 static const SeqCase seq_default = { "default" };
@@ -132,6 +142,7 @@ typedef struct {
     bool inactive;              /* disks not (yet) this process' */
     bool out_failed;            /* an outgoing migration failed */
     bool snap, snap_addr;       /* a snapshot exists, holding: */
+    bool snap_asleep;
     char snap_mem[UUID_TEXT], snap_dt[UUID_TEXT];
     bool file_addr;             /* the state saved to a file holds: */
     char file_mem[UUID_TEXT], file_dt[UUID_TEXT];
@@ -160,7 +171,7 @@ static bool model_can(const Model *md, const Machine *m, SeqEvent ev)
 {
     switch (ev) {
     case EV_SAVEVM:
-        return !md->asleep && !md->inactive;
+        return (!md->asleep || md->status == ST_SUSPENDED) && !md->inactive;
     case EV_MIGRATE_AUTO:
     case EV_MIGRATE_SAME:
     case EV_MIGRATE_OTHER:
@@ -218,12 +229,12 @@ static void model_apply(Model *md, const Machine *m, SeqEvent ev)
         if (md->status != ST_SUSPENDED) {
             md->inactive = false;
         }
-        if (md->status == ST_PAUSED) {
+        if (md->status == ST_PAUSED || md->status == ST_PRELAUNCH ||
+            md->status == ST_POSTMIGRATE) {
             md->status = md->was_suspended ? ST_SUSPENDED : ST_RUNNING;
-        } else if (md->status == ST_PRELAUNCH ||
-                   md->status == ST_POSTMIGRATE) {
-            md->status = ST_RUNNING;
         }
+        /* Running, a guest reset during S3 was resumed by the firmware. */
+        md->asleep &= md->status != ST_RUNNING;
         break;
     case EV_SET_NEW:
     case EV_SET_HMP:
@@ -246,10 +257,17 @@ static void model_apply(Model *md, const Machine *m, SeqEvent ev)
         strcpy(md->snap_mem, md->mem);
         strcpy(md->snap_dt, md->dt);
         md->snap_addr = md->addr;
+        md->snap_asleep = md->asleep;
         break;
     case EV_LOADVM:
         model_load(md, m, md->snap_mem, md->snap_dt, md->snap_addr,
                    "snapshot-load");
+        /*
+         * A guest saved in S3 loads asleep; loadvm in a running VM wakes
+         * it at once.
+         */
+        md->asleep = md->snap_asleep && md->status != ST_RUNNING;
+        md->was_suspended = md->asleep;
         break;
     case EV_MIGRATE_OTHER:
     case EV_SHARED_OTHER:
@@ -260,11 +278,6 @@ static void model_apply(Model *md, const Machine *m, SeqEvent ev)
     case EV_SHARED_AUTO:
         md->policy_auto = ev == EV_MIGRATE_AUTO || ev == EV_SHARED_AUTO;
         model_load(md, m, md->mem, md->dt, md->addr, "migration");
-        if (ev == EV_SHARED_AUTO) {
-            /* The same VM going on, on the same memory: kept. */
-            md->fresh = false;
-            strcpy(md->guid, md->told);
-        }
         md->out_failed = false;
         /* A destination that does not run leaves the disks to the source. */
         md->inactive = md->status != ST_RUNNING;
@@ -303,8 +316,10 @@ static void model_apply(Model *md, const Machine *m, SeqEvent ev)
         }
         md->was_suspended = false;
         if (md->asleep) {
-            /* Firmware resumes the guest from S3: a wakeup to it. */
-            md->asleep = false;
+            /*
+             * Firmware resumes the guest from S3: a wakeup to it, when it
+             * runs; until then, a reset again is one too.
+             */
             break;
         }
         /* Awake, nothing pending, no address until firmware reports it. */
