@@ -12,11 +12,12 @@
 # (virt), x86_64 with pc, q35 and microvm only. Neither has vmgenid
 # (machines only imply it), so it shows that the machines link without it.
 #
-# ccache serves only objects built with the same generated headers, and
-# config-poison.h lists every device a build has: the reference trees
-# (their QAPI differs from ours) and the reduced build share nothing with
-# our build, so they are built without debug information, which is
-# quicker to compile and to link.
+# Every build is without debug information, which is quicker to compile
+# and to link: make check builds four trees from scratch on a fresh
+# machine (ccache serves only objects built with the same generated
+# headers, and config-poison.h lists every device a build has, so the
+# reference trees and the reduced build share nothing with ours).
+# DEBUG=1 builds ours with it, for gdb.
 . "$(dirname "$0")/common.sh"
 
 TREE=${1:-$SRC}
@@ -28,12 +29,12 @@ MODE=${4:-}               # "", reference or reduced
 FIRMWARE_DIRS=(/usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu)
 
 EXTRA=()
+DEBUG_INFO=--disable-debug-info
 case $MODE in
 reference)
     TARGET_LIST=x86_64-softmmu
     TARGETS=(qemu-system-x86_64)
-    DOCS=--disable-docs
-    EXTRA=(--disable-debug-info) ;;
+    DOCS=--disable-docs ;;
 reduced)
     TARGET_LIST=x86_64-softmmu,aarch64-softmmu
     TARGETS=(qemu-system-x86_64 qemu-system-aarch64)
@@ -41,13 +42,14 @@ reduced)
     # configure takes device files by name from the tree's configs/devices.
     cp "$ROOT/harness/x86_64-pc-q35-microvm.mak" \
        "$TREE/configs/devices/x86_64-softmmu/pc-q35-microvm.mak"
-    EXTRA=(--disable-debug-info --without-default-devices
+    EXTRA=(--without-default-devices
            --with-devices-aarch64=minimal
            --with-devices-x86_64=pc-q35-microvm) ;;
 *)
     TARGET_LIST=x86_64-softmmu,i386-softmmu,aarch64-softmmu
     TARGETS=(qemu-system-x86_64 qemu-system-i386 qemu-system-aarch64 qemu-img)
-    DOCS=--enable-docs ;;      # built by make check, not by default
+    DOCS=--enable-docs         # built by make check, not by default
+    [ -z "${DEBUG:-}" ] || DEBUG_INFO=--enable-debug-info ;;
 esac
 
 CONFIGURE_ARGS=(
@@ -56,7 +58,7 @@ CONFIGURE_ARGS=(
     --enable-tcg --enable-kvm
     --disable-modules          # never load a system QEMU's modules
     --disable-install-blobs    # Debian ships no prebuilt ROMs in its source
-    "$DOCS"
+    "$DOCS" "$DEBUG_INFO"
     ${EXTRA[@]+"${EXTRA[@]}"}
     --disable-rust --disable-download
     --disable-gtk --disable-sdl --disable-opengl --disable-vnc
