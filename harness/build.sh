@@ -13,7 +13,7 @@
 # (machines only imply it), so it shows that the machines link without it.
 #
 # Every build is without debug information, which is quicker to compile
-# and to link: make check builds four trees from scratch on a fresh
+# and to link: make check builds three trees from scratch on a fresh
 # machine (ccache serves only objects built with the same generated
 # headers, and config-poison.h lists every device a build has, so the
 # reference trees and the reduced build share nothing with ours).
