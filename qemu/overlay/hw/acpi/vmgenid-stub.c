@@ -28,6 +28,15 @@ void vmgenid_exclude(VmGenIdState *s, MemoryRegion *mr, const char *why)
     g_assert_not_reached();
 }
 
+void vmgenid_add_change_notifier(Notifier *n)
+{
+}
+
+bool vmgenid_change_pending(void)
+{
+    return false;
+}
+
 void vmgenid_add_acpi_table(GArray *table_offsets, GArray *table_data,
                             BIOSLinker *linker, const char *oem_id)
 {

@@ -28,6 +28,10 @@
 /* How much of a rejected GUID string an error message quotes. */
 #define VMGENID_QUOTE_MAX 40
 
+/* Other channels of the generation, told along with vmgenid. */
+static NotifierList vmgenid_change_notifiers =
+    NOTIFIER_LIST_INITIALIZER(vmgenid_change_notifiers);
+
 void vmgenid_add_acpi_table(GArray *table_offsets, GArray *table_data,
                             BIOSLinker *linker, const char *oem_id)
 {
@@ -301,27 +305,50 @@ static bool vmgenid_read_guest(VmGenIdState *s, QemuUUID *guid)
 
 /*
  * Tell the guest of the current GUID: write it where the guest reads it,
- * then raise the notification of each place it landed in. Through ACPI
- * the machine's ACPI device raises the event that makes the guest notify
- * \_SB.VGEN (GPE 5, or a Generic Event Device's event); with a devicetree,
- * the "microsoft,vmgenid" node's interrupt. Management hears of it too.
+ * let the other channels of the generation update theirs (they notify
+ * the guest of their own), then raise the notification of each place the
+ * GUID landed in. Through ACPI the machine's ACPI device raises the event
+ * that makes the guest notify \_SB.VGEN (GPE 5, or a Generic Event
+ * Device's event); with a devicetree, the "microsoft,vmgenid" node's
+ * interrupt. Management hears of it too.
  */
 static void vmgenid_tell(VmGenIdState *s)
 {
     g_autofree char *text = qemu_uuid_unparse_strdup(&s->guid);
+    VmGenIdChange change = { &s->told, false };
+    bool acpi, dt;
 
     s->told = s->guid;
     s->told_known = true;
     vmgenid_update_blob(s);
-    if (s->acpi_dev && vmgenid_write_page(s)) {
+    acpi = s->acpi_dev && vmgenid_write_page(s);
+    dt = vmgenid_write_dt(s);
+    notifier_list_notify(&vmgenid_change_notifiers, &change);
+    if (acpi) {
         trace_vmgenid_notify("ACPI");
         acpi_send_event(DEVICE(s->acpi_dev), ACPI_VMGENID_CHANGE_STATUS);
     }
-    if (vmgenid_write_dt(s)) {
+    if (dt) {
         trace_vmgenid_notify("interrupt");
         qemu_irq_pulse(s->irq);
     }
+    change.notify = true;
+    notifier_list_notify(&vmgenid_change_notifiers, &change);
     qapi_event_send_vm_generation_id_changed(text, s->reason);
+}
+
+void vmgenid_add_change_notifier(Notifier *n)
+{
+    notifier_list_add(&vmgenid_change_notifiers, n);
+}
+
+/* A GUID the guest was not told of yet: see vmgenid_update(). */
+bool vmgenid_change_pending(void)
+{
+    VmGenIdState *s = vmgenid_find();
+
+    return s && s->set_up &&
+           !(s->told_known && qemu_uuid_is_equal(&s->guid, &s->told));
 }
 
 /*

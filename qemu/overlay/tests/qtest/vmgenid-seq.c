@@ -9,7 +9,10 @@
  * sequence up to a bounded length, and seeded random longer ones. After
  * each step QEMU's GUID (QMP, HMP, QOM), the test page, QEMU's own page
  * (virt), the machine's notification and the change events must be what
- * the model says.
+ * the model says. So must the vmclock page every process has, with its
+ * generation counter on: the counter moves exactly when the guest is told
+ * of a new GUID, the disruption marker once the guest runs after a load,
+ * and each update is notified.
  *
  * No firmware runs: x86 machines get a BIOS that halts, virt one that
  * waits, and the test reports the GUID's address itself, as firmware
@@ -147,6 +150,7 @@ typedef struct {
     bool file_addr;             /* the state saved to a file holds: */
     char file_mem[UUID_TEXT], file_dt[UUID_TEXT];
     int fixed;                  /* fixed GUIDs handed out so far */
+    bool clock_pending;         /* a load vmclock has not shown yet */
 } Model;
 
 /* The n-th fixed GUID a sequence uses: all different. */
@@ -212,6 +216,7 @@ static void model_load(Model *md, const Machine *m, const char *mem,
     }
     md->fresh = md->policy_auto;
     md->reason = reason;
+    md->clock_pending = true;
 }
 
 /* The event's effect on the model, before QEMU is told of it. */
@@ -366,6 +371,21 @@ static bool model_tell(Model *md, const Machine *m)
     return true;
 }
 
+/*
+ * After model_tell(): whether vmclock updates its page (and notifies) now.
+ * Telling the guest of a GUID moves the counter; a load not shown yet is
+ * shown then, or once the guest runs.
+ */
+static bool model_clock(Model *md, bool told)
+{
+    bool update = told || (md->clock_pending && md->status == ST_RUNNING);
+
+    if (update) {
+        md->clock_pending = false;
+    }
+    return update;
+}
+
 /* A sequence under way: the model, QEMU, and what it found wrong. */
 typedef struct {
     const Machine *m;
@@ -374,6 +394,9 @@ typedef struct {
     Vm *vm;
     char *dir, *uri, *img;      /* its folder, socket, and disk */
     GHashTable *guids;          /* every GUID seen, to tell fresh ones */
+    ClockPage clock;            /* the vmclock page after the last step */
+    ClockPage snap_clock;       /* ... when the snapshot was taken */
+    ClockPage file_clock;       /* ... when the state was saved to a file */
     GString *why;               /* "": all agreed */
 } Seq;
 
@@ -388,7 +411,8 @@ static Vm *seq_start(Seq *q, const char *guid, const char *more, bool fail)
     Vm *vm;
 
     /* The device a failing destination lacks comes after vmgenid. */
-    g_string_printf(args, "-device vmgenid,id=vg,guid=%s %s %s", guid,
+    g_string_printf(args, "-device vmgenid,id=vg,guid=%s"
+                    " -device vmclock,vm-generation-counter=on %s %s", guid,
                     fail ? "" : q->m->extra, more);
     if (q->m->s3_global) {
         g_string_append_printf(args, " -global %s", q->m->s3_global);
@@ -418,19 +442,6 @@ static Vm *seq_start(Seq *q, const char *guid, const char *more, bool fail)
 static uint64_t seq_addr(const Machine *m)
 {
     return m->ram + 0x200000 + GUID_OFFSET;
-}
-
-/* Set up what the notification needs, as firmware and guest would. */
-static void seq_firmware(Seq *q)
-{
-    if (q->m->kind == PC) {
-        /* The PM device's I/O base 0x600, enabled (PM1 control at 0x604). */
-        pci_cfg_write(q->vm, q->m->pm_devfn, 0x40, 0x601, 4);
-        pci_cfg_write(q->vm, q->m->pm_devfn, q->m->pm_enable_reg,
-                      q->m->pm_enable, 1);
-    } else if (q->m->kind == VIRT) {
-        virt_spi_edge(q->vm);
-    }
 }
 
 /* Note the error of a QMP response, if any. */
@@ -605,6 +616,30 @@ static bool seq_save_file(Seq *q)
     return !strcmp(end, "completed");
 }
 
+/*
+ * The vmclock page a load starts from is the saved one: what it was at
+ * savevm, or when the state was saved to a file.
+ */
+static void seq_clock_base(Seq *q, SeqEvent ev)
+{
+    switch (ev) {
+    case EV_SAVEVM:
+        q->snap_clock = q->clock;
+        break;
+    case EV_SAVE_FILE:
+        q->file_clock = q->clock;
+        break;
+    case EV_LOADVM:
+        q->clock = q->snap_clock;
+        break;
+    case EV_RESTORE:
+        q->clock = q->file_clock;
+        break;
+    default:
+        break;
+    }
+}
+
 /* Make QEMU do @ev. */
 static bool seq_do(Seq *q, SeqEvent ev)
 {
@@ -619,7 +654,7 @@ static bool seq_do(Seq *q, SeqEvent ev)
             return false;
         }
         if (how->wait) {
-            seq_firmware(q);
+            notify_setup(q->vm);
         }
         return true;
     } else if (how->hmp) {
@@ -681,6 +716,33 @@ static bool seq_do(Seq *q, SeqEvent ev)
         } \
     } while (0)
 
+/*
+ * The vmclock page: whole and at rest, its counter moved by what the GUID
+ * gives (1 plus its last 32 bits) if the guest was @told of one, its
+ * marker by one if a load was shown.
+ */
+static bool seq_check_clock(Seq *q, bool told, bool disrupted)
+{
+    const char *last = q->md.guid + UUID_TEXT - 9;
+    uint64_t step = told ? 1 + g_ascii_strtoull(last, NULL, 16) : 0;
+    ClockPage now;
+
+    clock_read(q->vm, &now);
+    SEQ_EXPECT(now.magic == CLOCK_MAGIC && now.flags == CLOCK_FLAGS &&
+               !(now.seq & 1), "the vmclock page has magic 0x%" PRIx32
+               ", flags 0x%" PRIx64 ", seq_count %" PRIu32, now.magic,
+               now.flags, now.seq);
+    SEQ_EXPECT(now.counter == q->clock.counter + step, "vmclock's counter"
+               " went from %" PRIu64 " to %" PRIu64 ", the model says +%"
+               PRIu64, q->clock.counter, now.counter, step);
+    SEQ_EXPECT(now.marker == q->clock.marker + disrupted, "vmclock's"
+               " disruption marker went from %" PRIu64 " to %" PRIu64
+               ", the model says +%d", q->clock.marker, now.marker,
+               disrupted);
+    q->clock = now;
+    return true;
+}
+
 /* After a step: does QEMU agree with the model? */
 static bool seq_check(Seq *q)
 {
@@ -689,7 +751,8 @@ static bool seq_check(Seq *q)
     g_autofree char *status = run_status(q->vm);
     g_autofree char *guid = qemu_guid(q->vm);
     g_autofree char *mem = guest_guid(q->vm->qts, seq_addr(m));
-    bool told, acpi, irq;
+    bool told, acpi, irq, clock, clock_pending;
+    unsigned notes;
 
     if (md->fresh) {
         SEQ_EXPECT(!g_hash_table_contains(q->guids, guid),
@@ -699,6 +762,8 @@ static bool seq_check(Seq *q)
     }
     g_hash_table_add(q->guids, g_strdup(guid));
     told = model_tell(md, m);
+    clock_pending = md->clock_pending;
+    clock = model_clock(md, told);
 
     SEQ_EXPECT(!strcmp(status, seq_status_names[md->status]),
                "status %s, the model says %s", status,
@@ -716,11 +781,24 @@ static bool seq_check(Seq *q)
         SEQ_EXPECT(irq == told, "the devicetree interrupt is %s, the model"
                    " says %s", irq ? "pending" : "not pending",
                    told ? "pending" : "not pending");
+        irq = dt_clock_notified(q->vm);
+        SEQ_EXPECT(irq == clock, "vmclock's devicetree interrupt is %s, the"
+                   " model says %s", irq ? "pending" : "not pending",
+                   clock ? "pending" : "not pending");
     }
-    acpi = acpi_notified(q->vm);
+    notes = acpi_notes(q->vm);
+    acpi = notes & NOTE_VMGENID;
     SEQ_EXPECT(acpi == (told && md->addr), "the ACPI notification was %s,"
                " the model says %s", acpi ? "raised" : "not raised",
                told && md->addr ? "raised" : "not raised");
+    acpi = notes & NOTE_VMCLOCK;
+    SEQ_EXPECT(acpi == (clock && !q->c->no_acpi), "vmclock's ACPI"
+               " notification was %s, the model says %s",
+               acpi ? "raised" : "not raised",
+               clock && !q->c->no_acpi ? "raised" : "not raised");
+    if (!seq_check_clock(q, told, clock && clock_pending)) {
+        return false;
+    }
     SEQ_EXPECT(q->vm->changes == told, "%d change events, the model says %d",
                q->vm->changes, told);
     SEQ_EXPECT(!told || (!strcmp(q->vm->change_guid, md->guid) &&
@@ -745,7 +823,7 @@ static void seq_init(Seq *q, const Machine *m, const SeqCase *c)
     model_init(&q->md, m, c);
     q->vm = seq_start(q, c->auto_start ? "auto" : q->md.guid,
                       c->prelaunch ? "-S" : "", false);
-    seq_firmware(q);
+    notify_setup(q->vm);
     if (c->auto_start) {
         /* Drawn at start: the guest boots with it. */
         g_autofree char *guid = qemu_guid(q->vm);
@@ -763,6 +841,7 @@ static void seq_init(Seq *q, const Machine *m, const SeqCase *c)
     } else if (q->md.addr) {
         report_addr(q->vm, seq_addr(m));
     }
+    clock_read(q->vm, &q->clock);
 }
 
 static void seq_free(Seq *q)
@@ -803,6 +882,7 @@ static bool seq_run(const Machine *m, const SeqCase *c, const SeqEvent *seq,
                                seq_how[seq[i]].name);
         g_assert_true(model_can(&q.md, m, seq[i]));
         model_apply(&q.md, m, seq[i]);
+        seq_clock_base(&q, seq[i]);
         ok = seq_do(&q, seq[i]) && seq_check(&q);
     }
     if (!ok && report) {
@@ -832,7 +912,7 @@ static bool seq_possible(const Machine *m, const SeqCase *c,
         }
         model_apply(&md, m, seq[i]);
         md.fresh = false;
-        model_tell(&md, m);
+        model_clock(&md, model_tell(&md, m));
     }
     return true;
 }
@@ -947,7 +1027,7 @@ static void test_seq_random(const void *opaque)
             } while (!model_can(&md, m, seq[j]));
             model_apply(&md, m, seq[j]);
             md.fresh = false;
-            model_tell(&md, m);
+            model_clock(&md, model_tell(&md, m));
         }
         if (!seq_run(m, &seq_default, seq, len, seed, false)) {
             g_autofree SeqEvent *orig = g_memdup2(seq, len * sizeof(*seq));

@@ -5,7 +5,8 @@
  * ACPI tables and the devicetree as a guest decodes them, bad input,
  * hostile guest-written addresses, and upstream QEMU at the other end of
  * a migration. The rule for telling the guest, over orders of events, is
- * vmgenid-seq.c's. Every QEMU is started by vm_start().
+ * vmgenid-seq.c's; how QEMU is started and the guest acts is
+ * vmgenid-vm.c's.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -20,7 +21,6 @@
 #include "qobject/qstring.h"
 #include "vmgenid-test.h"
 #include "standard-headers/linux/qemu_fw_cfg.h"
-#include "boot-sector.h"
 #include "acpi-utils.h"
 
 /*
@@ -35,6 +35,9 @@
 #define ERR_ACPI_OFF    "vmgenid needs ACPI, which is disabled (acpi=off)"
 #define ERR_NOT_SYSBUS  "Parameter 'driver' expects a dynamic sysbus" \
                         " device type for the machine"
+#define ERR_CLOCK_NOTIFY "vmclock: the generation counter needs a way to" \
+                        " notify the guest, which this machine does not" \
+                        " give it (without ACPI)"
 
 typedef struct {
     const char *name;           /* the case: vmgenid/refused/<name> */
@@ -75,6 +78,22 @@ static const Refusal refusals[] = {
       " write into the guest's private memory" },
     { "isapc", "isapc", NULL, "-M isapc -device vmgenid", ERR_NOT_SYSBUS },
     { "none", "none", NULL, "-M none -device vmgenid", ERR_NOT_SYSBUS },
+    { "vmclock/one-only/pc", "pc", NULL,
+      "-M pc -device vmclock -device vmclock",
+      "at most one vmclock device is permitted" },
+    { "vmclock/one-only/virt", "virt", NULL,
+      "-M virt -device vmclock -device vmclock",
+      "at most one vmclock device is permitted" },
+    { "vmclock/none", "none", NULL, "-M none -device vmclock",
+      "this machine gives the guest no way to find the vmclock page" },
+    { "vmclock/counter-acpi-off", "pc", NULL,
+      "-M pc,acpi=off -device vmclock,vm-generation-counter=on",
+      ERR_CLOCK_NOTIFY },
+    { "vmclock/counter-isapc", "isapc", NULL,
+      "-M isapc -device vmclock,vm-generation-counter=on", ERR_CLOCK_NOTIFY },
+    { "vmclock/bad-value", "q35", NULL,
+      "-M q35 -device vmclock,vm-generation-counter=maybe",
+      "Parameter 'vm-generation-counter' does not accept value 'maybe'" },
 };
 
 /* What a refused guest-written address logs (-d guest_errors). */
@@ -87,18 +106,7 @@ static const Refusal refusals[] = {
 #define GUID1 "324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87"
 #define GUID2 "f2d0a8c6-5b2e-4e7f-9a31-0c4d6e8b7a15"
 
-#define GPE_VMGENID 0x20        /* bit 5 of the first GPE0 status byte */
-#define EVENT       "VM_GENERATION_ID_CHANGED"
 #define UPSTREAM    "VMGENID_TEST_UPSTREAM_QEMU"
-#define TIMEOUT     60          /* seconds of TCG to wait for anything */
-
-#define GED_VMGENID_EVT   0x40
-#define MICROVM_GED_ESEL  0x0fea00000ULL   /* event selector, read clears */
-#define VIRT_GED_ESEL     0x09080000
-#define VIRT_GICD         0x08000000
-#define VIRT_INTID        (112 + 32)  /* the platform bus' first SPI */
-#define VIRT_FW_CFG       0x09020000
-#define FW_CFG_IO         0x510
 
 static const Machine machines[] = {
     { "pc", PC, "", 0, 0xafe0, 0x604, 0x59, 0x72, 0, "PIIX4_PM.disable_s3=0",
@@ -112,95 +120,6 @@ static const Machine machines[] = {
       .extra = "-device virtio-rng-pci", .uefi_arch = "aarch64",
       .uefi_type = "virt-10.2" },
 };
-
-static char *tmp_dir;           /* scratch files of the whole run */
-static char *halt_bios;         /* firmware that only halts */
-static char disk[] = "tests/vmgenid-test-disk-XXXXXX";  /* boot sector */
-
-static bool on_event(QTestState *qts, const char *name, QDict *ev,
-                     void *opaque)
-{
-    Vm *vm = opaque;
-
-    if (!strcmp(name, EVENT)) {
-        QDict *data = qdict_get_qdict(ev, "data");
-
-        vm->changes++;
-        g_free(vm->change_guid);
-        g_free(vm->change_reason);
-        vm->change_guid = g_strdup(qdict_get_str(data, "guid"));
-        vm->change_reason = g_strdup(qdict_get_str(data, "reason"));
-    } else {
-        g_hash_table_add(vm->seen, g_strdup(name));
-    }
-    return true;
-}
-
-/* The one way these tests start QEMU: under TCG, as @s says. */
-Vm *vm_start(const Start *s)
-{
-    g_autoptr(GString) cmd = g_string_new("");
-    const Machine *m = s->m;
-    Vm *vm = g_new0(Vm, 1);
-    static int count;
-
-    g_string_printf(cmd, "-machine %s %s -accel tcg -nodefaults -net none"
-                    " -m %s", s->type ?: m->name, m->args, s->mem ?: "128M");
-    if (s->disk && s->boot != BOOT_UEFI) {
-        g_string_append_printf(cmd, " -drive if=none,id=disk,format=qcow2,"
-                               "file=%s,file.locking=off", s->disk);
-    }
-    switch (s->boot) {
-    case BOOT_BIOS:
-        if (m->kind == PC && !s->disk) {
-            g_string_append_printf(cmd, " -drive if=none,id=disk,"
-                                   "format=raw,snapshot=on,file=%s", disk);
-        }
-        if (m->kind == PC) {
-            g_string_append(cmd, " -device ide-hd,drive=disk");
-        } else if (m->kind == MICROVM) {
-            /* SeaBIOS finds nothing to boot: let it wait, not reboot. */
-            vm->bios_log = g_strdup_printf("%s/bios-%d.log", tmp_dir,
-                                           count++);
-            g_string_append_printf(cmd, " -boot reboot-timeout=-1"
-                                   " -chardev file,id=bios,path=%s"
-                                   " -device isa-debugcon,iobase=0x402,"
-                                   "chardev=bios", vm->bios_log);
-        }
-        break;
-    case BOOT_HALT:
-        g_string_append_printf(cmd, " -bios %s", halt_bios);
-        break;
-    case BOOT_UEFI:
-        g_string_append_printf(cmd,
-            " -drive if=pflash,format=raw,file=%s,readonly=on"
-            " -drive if=pflash,format=raw,file=%s,snapshot=on -cdrom %s",
-            s->code, s->vars, s->disk);
-        break;
-    case BOOT_NONE:
-        break;
-    }
-    g_string_append_printf(cmd, " %s", s->args ?: "");
-    vm->m = m;
-    vm->seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    vm->qts = qtest_init_ext(s->var ?: "QTEST_QEMU_BINARY", cmd->str, NULL,
-                             true);
-    qtest_qmp_set_event_callback(vm->qts, on_event, vm);
-    return vm;
-}
-
-void vm_quit(Vm *vm)
-{
-    qtest_quit(vm->qts);
-    if (vm->bios_log) {
-        unlink(vm->bios_log);
-    }
-    g_hash_table_destroy(vm->seen);
-    g_free(vm->bios_log);
-    g_free(vm->change_guid);
-    g_free(vm->change_reason);
-    g_free(vm);
-}
 
 /* Run QEMU with @args to its end; its exit status, its output in @text. */
 static int run_qemu(const char *args, char **text)
@@ -245,88 +164,11 @@ static bool have_tool(const char *tool)
     return path;
 }
 
-/* --- What the guest sees ------------------------------------------- */
-
-/* The GUID in guest memory at @addr, in its text form. */
-char *guest_guid(QTestState *qts, uint64_t addr)
-{
-    QemuUUID le;
-
-    qtest_memread(qts, addr, &le, sizeof(le));
-    le = qemu_uuid_bswap(le);
-    return qemu_uuid_unparse_strdup(&le);
-}
-
 static void assert_guest_guid(Vm *vm, uint64_t addr, const char *expected)
 {
     g_autofree char *guid = guest_guid(vm->qts, addr);
 
     g_assert_cmpstr(guid, ==, expected);
-}
-
-/* query-vm-generation-id, info vm-generation-id and the property agree. */
-char *qemu_guid(Vm *vm)
-{
-    QDict *rsp = qtest_qmp(vm->qts, "{'execute': 'query-vm-generation-id'}");
-    char *guid = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "return"),
-                                        "guid"));
-    g_autofree char *hmp = qtest_hmp(vm->qts, "info vm-generation-id");
-
-    qobject_unref(rsp);
-    rsp = qtest_qmp(vm->qts, "{'execute': 'qom-get', 'arguments':"
-                    " {'path': '" VG "', 'property': 'guid'}}");
-    g_assert_cmpstr(g_strchomp(hmp), ==, guid);
-    g_assert_cmpstr(qdict_get_str(rsp, "return"), ==, guid);
-    qobject_unref(rsp);
-    return guid;
-}
-
-/*
- * Poll @vm for up to TIMEOUT seconds: with @event, until that event came
- * (NULL if it did not); else with @status, until query-status says
- * another; else until query-migrate says "completed" or "failed".
- */
-char *vm_wait(Vm *vm, const char *event, const char *status)
-{
-    int i;
-
-    for (i = 0; i < TIMEOUT * 100; i++) {
-        QDict *rsp = qtest_qmp(vm->qts, event || status
-                               ? "{'execute': 'query-status'}"
-                               : "{'execute': 'query-migrate'}");
-        const char *now = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
-                                            "status");
-        char *done = NULL;
-
-        if (event ? g_hash_table_remove(vm->seen, event)
-            : status ? g_strcmp0(now, status)
-            : !g_strcmp0(now, "completed") || !g_strcmp0(now, "failed")) {
-            done = g_strdup(event ?: now);
-        }
-        qobject_unref(rsp);
-        if (done) {
-            return done;
-        }
-        g_usleep(10 * 1000);
-    }
-    return event ? NULL : g_strdup("timed out");
-}
-
-bool vm_event(Vm *vm, const char *event)
-{
-    g_autofree char *done = vm_wait(vm, event, NULL);
-
-    return done;
-}
-
-char *run_status(Vm *vm)
-{
-    QDict *rsp = qtest_qmp(vm->qts, "{'execute': 'query-status'}");
-    char *status = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "return"),
-                                          "status"));
-
-    qobject_unref(rsp);
-    return status;
 }
 
 /*
@@ -342,87 +184,6 @@ static void assert_change(Vm *vm, const char *guid, const char *reason)
         g_assert_cmpstr(vm->change_reason, ==, reason);
     }
     vm->changes = 0;
-}
-
-/* Configure the devicetree's interrupt as the guest does: edge, rising. */
-void virt_spi_edge(Vm *vm)
-{
-    uint64_t icfgr = VIRT_GICD + 0xc00 + VIRT_INTID / 16 * 4;
-
-    qtest_writel(vm->qts, icfgr, qtest_readl(vm->qts, icfgr) |
-                 2u << (VIRT_INTID % 16 * 2));
-}
-
-/* Whether QEMU's own page's interrupt is pending in the GIC; clears it. */
-bool dt_notified(Vm *vm)
-{
-    uint64_t ispendr = VIRT_GICD + 0x200 + VIRT_INTID / 32 * 4;
-    uint32_t bit = 1u << (VIRT_INTID % 32);
-    bool raised = qtest_readl(vm->qts, ispendr) & bit;
-
-    qtest_writel(vm->qts, ispendr + 0x80, bit);       /* GICD_ICPENDR */
-    return raised;
-}
-
-/*
- * Whether the machine raised the ACPI notification since the last call:
- * the GPE status bit (cleared by writing it) or the GED's event selector
- * (cleared by reading it).
- */
-bool acpi_notified(Vm *vm)
-{
-    bool raised;
-
-    switch (vm->m->kind) {
-    case PC:
-        raised = qtest_inb(vm->qts, vm->m->gpe0_sts) & GPE_VMGENID;
-        qtest_outb(vm->qts, vm->m->gpe0_sts, GPE_VMGENID);
-        return raised;
-    case MICROVM:
-        return qtest_readl(vm->qts, MICROVM_GED_ESEL) & GED_VMGENID_EVT;
-    case VIRT:
-        return qtest_readl(vm->qts, VIRT_GED_ESEL) & GED_VMGENID_EVT;
-    }
-    g_assert_not_reached();
-}
-
-/* How often SeaBIOS on microvm said it has nothing more to do. */
-static int bios_done_count(Vm *vm)
-{
-    g_autofree char *text = NULL;
-    g_auto(GStrv) parts = NULL;
-
-    g_file_get_contents(vm->bios_log, &text, NULL, NULL);
-    parts = g_strsplit(text ?: "", "No bootable device.", -1);
-    return g_strv_length(parts) - 1;
-}
-
-/*
- * Wait until the firmware placed the page: SeaBIOS booted the boot sector
- * (pc, q35) or reported that it is done (microvm; until then it uses
- * fw_cfg, which the test must not disturb). On virt, set up the interrupt
- * as the guest would.
- */
-static void wait_firmware(Vm *vm)
-{
-    int i;
-
-    switch (vm->m->kind) {
-    case PC:
-        boot_sector_test(vm->qts);
-        break;
-    case MICROVM:
-        for (i = 0; i < TIMEOUT * 10 && bios_done_count(vm) <= vm->bios_done;
-             i++) {
-            g_usleep(100 * 1000);
-        }
-        g_assert_cmpint(bios_done_count(vm), >, vm->bios_done);
-        vm->bios_done++;
-        break;
-    case VIRT:
-        virt_spi_edge(vm);
-        break;
-    }
 }
 
 /* --- ACPI tables, found as a guest finds them ---------------------- */
@@ -569,16 +330,26 @@ static const char expected_asl_gpe[] =
     "        }\n"
     "    }\n";
 
+/* Whether the DSDT's GED _EVT notifies @device on event bit @bit. */
+static bool ged_notifies(const char *dsdt, int bit, const char *device)
+{
+    g_autofree char *pattern = g_strdup_printf(
+        "Method \\(_EVT, 1, Serialized\\).*"
+        "If \\(\\(\\(Local0 & 0x%02X\\) == 0x%02X\\)\\)\\s*\\{\\s*"
+        "Notify \\(\\\\_SB\\.%s, 0x80\\)", bit, bit, device);
+    g_autoptr(GRegex) branch = g_regex_new(pattern, G_REGEX_DOTALL, 0, NULL);
+
+    return g_regex_match(branch, dsdt, 0, NULL);
+}
+
 /*
  * The SSDT as iasl sees it, with \_GPE._E05 on PC machines only; with a
- * GED, its _EVT in the DSDT notifies \_SB.VGEN on event bit 0x40.
+ * GED, its _EVT in the DSDT notifies \_SB.VGEN on event bit 0x40. With
+ * vmclock's generation counter (@clock), \_SB.VCLK is notified by
+ * \_GPE._E08 in its SSDT, or on the GED's event bit 0x80.
  */
-static void assert_aml(Vm *vm, uint64_t rsdp)
+static void assert_aml(Vm *vm, uint64_t rsdp, bool clock)
 {
-    g_autoptr(GRegex) branch = g_regex_new(
-        "Method \\(_EVT, 1, Serialized\\).*"
-        "If \\(\\(\\(Local0 & 0x40\\) == 0x40\\)\\)\\s*\\{\\s*"
-        "Notify \\(\\\\_SB\\.VGEN, 0x80\\)", G_REGEX_DOTALL, 0, NULL);
     g_autofree char *expected = g_strconcat(expected_asl,
         vm->m->kind == PC ? expected_asl_gpe : "", "}", NULL);
     g_autofree uint8_t *ssdt = NULL, *dsdt = NULL;
@@ -590,6 +361,17 @@ static void assert_aml(Vm *vm, uint64_t rsdp)
     body = disassemble(ssdt, len);
     g_assert_cmpstr(body, ==, expected);
     if (vm->m->kind == PC) {
+        if (clock) {
+            g_autofree uint8_t *vclk = NULL;
+            g_autofree char *text = NULL;
+
+            vclk = fetch_table(vm, find_table(vm, rsdp, "SSDT", "VMCLOCK"),
+                               &len);
+            text = disassemble(vclk, len);
+            g_assert_nonnull(strstr(text, "Method (_E08, 0, NotSerialized)"
+                                    "  // _Exx: Edge-Triggered GPE,"));
+            g_assert_nonnull(strstr(text, "Notify (\\_SB.VCLK, 0x80)"));
+        }
         return;
     }
     /* The DSDT: the FADT's X_DSDT, else its DSDT. */
@@ -600,100 +382,8 @@ static void assert_aml(Vm *vm, uint64_t rsdp)
                        ? qtest_readq(vm->qts, fadt + 140)
                        : qtest_readl(vm->qts, fadt + 40), &len);
     dsdt_body = disassemble(dsdt, len);
-    g_assert_true(g_regex_match(branch, dsdt_body, 0, NULL));
-}
-
-/* --- fw_cfg, as a guest uses it (DMA, at a scratch address) --------- */
-
-static uint64_t dma_scratch(Vm *vm)
-{
-    return vm->m->ram + 0x400000;
-}
-
-/* One DMA operation: @control on @len bytes; the control word after. */
-static uint32_t fw_cfg_dma(Vm *vm, uint16_t key, uint32_t control,
-                           uint32_t len)
-{
-    const uint64_t desc = dma_scratch(vm) + 0x1000;
-    struct fw_cfg_dma_access access = {
-        .control = cpu_to_be32(control | (uint32_t)key << 16),
-        .length = cpu_to_be32(len),
-        .address = cpu_to_be64(dma_scratch(vm)),
-    };
-
-    qtest_memwrite(vm->qts, desc, &access, sizeof(access));
-    /* The address register, big endian: the high half, then the low. */
-    if (vm->m->kind == VIRT) {
-        qtest_writel(vm->qts, VIRT_FW_CFG + 16, cpu_to_be32(desc >> 32));
-        qtest_writel(vm->qts, VIRT_FW_CFG + 20, cpu_to_be32(desc));
-    } else {
-        qtest_outl(vm->qts, FW_CFG_IO + 4, cpu_to_be32(desc >> 32));
-        qtest_outl(vm->qts, FW_CFG_IO + 8, cpu_to_be32(desc));
-    }
-    return be32_to_cpu(qtest_readl(vm->qts, desc));
-}
-
-static void fw_cfg_read(Vm *vm, uint16_t key, void *buf, uint32_t len)
-{
-    g_assert_cmphex(fw_cfg_dma(vm, key, FW_CFG_DMA_CTL_SELECT |
-                               FW_CFG_DMA_CTL_READ, len), ==, 0);
-    qtest_memread(vm->qts, dma_scratch(vm), buf, len);
-}
-
-/* The selector of fw_cfg file @name, 0 if there is none. */
-uint16_t fw_cfg_key(Vm *vm, const char *name)
-{
-    g_autofree struct fw_cfg_file *files = NULL;
-    uint32_t count, i;
-
-    fw_cfg_read(vm, FW_CFG_FILE_DIR, &count, sizeof(count));
-    count = be32_to_cpu(count);
-    files = g_new(struct fw_cfg_file, count + 1);
-    /* A big-endian count, then the files. */
-    fw_cfg_read(vm, FW_CFG_FILE_DIR, (uint8_t *)(files + 1) - 4,
-                4 + count * sizeof(*files));
-    for (i = 1; i <= count; i++) {
-        if (!strcmp(files[i].name, name)) {
-            return be16_to_cpu(files[i].select);
-        }
-    }
-    return 0;
-}
-
-/* Write @len bytes of @data to etc/vmgenid_addr, @skip bytes into it. */
-static uint32_t write_addr_file(Vm *vm, const void *data, size_t len,
-                                size_t skip)
-{
-    uint16_t key = fw_cfg_key(vm, "etc/vmgenid_addr");
-    uint32_t ctl = FW_CFG_DMA_CTL_SELECT;
-
-    g_assert_cmpint(key, !=, 0);
-    if (skip) {
-        g_assert_cmpint(fw_cfg_dma(vm, key, ctl | FW_CFG_DMA_CTL_SKIP, skip),
-                        ==, 0);
-        key = 0;
-        ctl = 0;
-    }
-    qtest_memwrite(vm->qts, dma_scratch(vm), data, len);
-    return fw_cfg_dma(vm, key, ctl | FW_CFG_DMA_CTL_WRITE, len);
-}
-
-/* Report the GUID's address as firmware does. */
-void report_addr(Vm *vm, uint64_t addr)
-{
-    uint64_t le = cpu_to_le64(addr);
-
-    g_assert_cmphex(write_addr_file(vm, &le, sizeof(le), 0), ==, 0);
-}
-
-static uint64_t addr_file(Vm *vm)
-{
-    uint16_t key = fw_cfg_key(vm, "etc/vmgenid_addr");
-    uint64_t le = 0;
-
-    g_assert_cmpint(key, !=, 0);
-    fw_cfg_read(vm, key, &le, sizeof(le));
-    return le64_to_cpu(le);
+    g_assert_true(ged_notifies(dsdt_body, 0x40, "VGEN"));
+    g_assert_true(ged_notifies(dsdt_body, 0x80, "VCLK") == clock);
 }
 
 /* --- Firmware ------------------------------------------------------ */
@@ -770,7 +460,7 @@ static void test_firmware(const void *opaque)
     vm_quit(vm);
 }
 
-/* The SSDT (and the GED's AML), as iasl disassembles them. */
+/* The SSDTs (and the GED's AML), as iasl disassembles them. */
 static void test_ssdt(const void *opaque)
 {
     Vm *vm;
@@ -779,9 +469,11 @@ static void test_ssdt(const void *opaque)
         return;
     }
     vm = vm_start(&(Start){ opaque, BOOT_BIOS,
-                            .args = "-device vmgenid,guid=" GUID1 });
+                            .args = "-device vmgenid,guid=" GUID1
+                                    " -device vmclock,vm-generation-counter=on"
+                          });
     wait_firmware(vm);
-    assert_aml(vm, acpi_find_rsdp_address(vm->qts));
+    assert_aml(vm, acpi_find_rsdp_address(vm->qts), true);
     vm_quit(vm);
 }
 
@@ -904,7 +596,7 @@ static void test_uefi(const void *opaque)
     if (m->kind == VIRT) {
         assert_guest_guid(vm, VIRT_DT_PAGE, GUID2);
         if (have_tool("iasl")) {
-            assert_aml(vm, rsdp);
+            assert_aml(vm, rsdp, false);
         }
     }
     vm_quit(vm);
@@ -913,14 +605,16 @@ static void test_uefi(const void *opaque)
 /* --- Devicetree ---------------------------------------------------- */
 
 /*
- * The devicetree node, as dtc decodes -machine dumpdtb: the page at the
- * start of the platform bus, the bus' first interrupt, rising edge.
+ * The devicetree nodes, as dtc decodes -machine dumpdtb: vmgenid's page
+ * at the start of the platform bus, the bus' first interrupt, rising
+ * edge; vmclock's 64 KiB page in the memory map, with SPI 10.
  */
 static void test_devicetree(const void *opaque)
 {
     g_autofree char *dtb = g_build_filename(tmp_dir, "virt.dtb", NULL);
     g_autofree char *args = g_strdup_printf(
-        "-machine virt,dumpdtb=%s -cpu cortex-a57 -device vmgenid", dtb);
+        "-machine virt,dumpdtb=%s -cpu cortex-a57 -device vmgenid"
+        " -device vmclock", dtb);
     g_autofree char *err = NULL, *dts = NULL, *dtc_err = NULL;
     const char *dtc[] = { "dtc", "-I", "dtb", "-O", "dts", dtb, NULL };
     int status;
@@ -942,6 +636,12 @@ static void test_devicetree(const void *opaque)
         "\t\t\treg = <0x00 0x1000>;\n"
         "\t\t\tcompatible = \"microsoft,vmgenid\";\n"
         "\t\t};\n"));
+    g_assert_nonnull(strstr(dts,
+        "\tptp@90d0000 {\n"
+        "\t\tinterrupts = <0x00 0x0a 0x01>;\n"
+        "\t\treg = <0x00 0x90d0000 0x00 0x10000>;\n"
+        "\t\tcompatible = \"amazon,vmclock\";\n"
+        "\t};\n"));
 }
 
 /* --- Bad input ----------------------------------------------------- */
@@ -1055,6 +755,189 @@ static void test_hotplug(const void *opaque)
     vm_quit(vm);
 }
 
+/* --- vmclock ------------------------------------------------------- */
+
+/* Whether the machine notified the guest of an update of vmclock's page. */
+static bool clock_notified(Vm *vm)
+{
+    bool acpi = acpi_notes(vm) & NOTE_VMCLOCK;
+
+    return vm->m->kind == VIRT ? dt_clock_notified(vm) && acpi : acpi;
+}
+
+/*
+ * After a load of the state whose page was @snap: the page shows it (one
+ * disruption more, and with the counter, @gen, a new generation) and the
+ * guest was notified, or, without the counter, it is upstream's page.
+ */
+static uint64_t assert_clock_loaded(Vm *vm, const ClockPage *snap, bool gen)
+{
+    ClockPage now;
+
+    clock_read(vm, &now);
+    g_assert_cmphex(now.flags, ==, gen ? CLOCK_FLAGS : 0);
+    g_assert_cmpuint(now.seq % 2, ==, 0);
+    g_assert_cmpuint(now.marker, ==, snap->marker + 1);
+    if (gen) {
+        g_assert_cmpuint(now.counter, >, snap->counter);
+    } else {
+        g_assert_cmpuint(now.counter, ==, 0);
+    }
+    g_assert(clock_notified(vm) == gen);
+    return now.counter;
+}
+
+/* @vm's stopped state into the file @path of the scratch folder. */
+static void save_state(Vm *vm, const char *path)
+{
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autofree char *end = NULL;
+
+    qtest_qmp_assert_success(vm->qts, "{'execute': 'migrate',"
+                             " 'arguments': {'uri': %s}}", uri);
+    end = vm_wait(vm, NULL, NULL);
+    g_assert_cmpstr(end, ==, "completed");
+}
+
+/*
+ * Load @state, with the bytes after @pattern changed to @bad (if there is
+ * a pattern), into a new QEMU with @args: the load fails, saying
+ * @expected.
+ */
+static void assert_bad_state(const Machine *m, const char *state,
+                             const void *pattern, size_t len,
+                             const void *bad, size_t bad_len,
+                             const char *args, const char *expected)
+{
+    g_autofree char *bad_path = g_strdup_printf("%s.bad", state);
+    g_autofree char *uri = g_strdup_printf("file:%s", bad_path);
+    g_autofree char *data = NULL, *end = NULL;
+    g_autofree char *more = g_strdup_printf("-incoming defer %s", args);
+    const char *desc;
+    char *at;
+    gsize size;
+    QDict *rsp;
+    Vm *vm;
+
+    g_assert_true(g_file_get_contents(state, &data, &size, NULL));
+    for (at = data; pattern && at + len <= data + size &&
+         memcmp(at, pattern, len); at++) {
+        /* look further */
+    }
+    if (pattern) {
+        g_assert_true(at + len <= data + size);
+        memcpy(at + len, bad, bad_len);
+    }
+    g_assert_true(g_file_set_contents(bad_path, data, size, NULL));
+    vm = vm_start(&(Start){ m, BOOT_HALT, .args = more });
+    qtest_qmp_assert_success(vm->qts, "{'execute': 'migrate-incoming',"
+                             " 'arguments': {'uri': %s,"
+                             "  'exit-on-error': false}}", uri);
+    end = vm_wait(vm, NULL, NULL);
+    g_assert_cmpstr(end, ==, "failed");
+    rsp = qtest_qmp(vm->qts, "{'execute': 'query-migrate'}");
+    desc = qdict_get_str(qdict_get_qdict(rsp, "return"), "error-desc");
+    if (!strstr(desc, expected)) {
+        g_test_message("QEMU said: %s", desc);
+    }
+    g_assert_nonnull(strstr(desc, expected));
+    qobject_unref(rsp);
+    vm_quit(vm);
+    unlink(bad_path);
+}
+
+typedef struct {
+    const Machine *m;
+    bool on;                    /* vm-generation-counter=on */
+} ClockTest;
+
+/*
+ * vmclock without vmgenid. Its generation counter is on where no earlier
+ * QEMU described vmclock (microvm, virt) and, on pc and q35, when asked
+ * for; then a load moves the counter and the marker when the guest runs
+ * (not while it is stopped) and notifies it. Otherwise the page is
+ * upstream's: flags 0, the marker moved at once by a load, no
+ * notification. A stream with the page elsewhere, or a page that is not
+ * a vmclock page, is refused.
+ */
+static void test_vmclock(const void *opaque)
+{
+    const ClockTest *t = opaque;
+    const Machine *m = t->m;
+    const bool gen = m->kind != PC || t->on;
+    const char *args = t->on ? "-device vmclock,vm-generation-counter=on"
+                             : "-device vmclock";
+    /* The same, with the counter the other way */
+    const char *other = gen ? "-device vmclock,vm-generation-counter=off"
+                            : "-device vmclock,vm-generation-counter=on";
+    g_autofree char *img = g_build_filename(tmp_dir, "clock.qcow2", NULL);
+    g_autofree char *state = g_build_filename(tmp_dir, "clock.state", NULL);
+    static const uint8_t section[] = "\x07vmclock\0\0\0\0\0\0\0\1";
+    const uint8_t page[] = { 'V', 'C', 'L', 'K', 0, m->kind == VIRT ? 0 : 0x10,
+                             m->kind == VIRT, 0 };       /* size: 4 or 64 KiB */
+    static const uint8_t far[8] = { 0, 0, 0, 1 }, version[2] = { 2 };
+    g_autofree char *msg = NULL;
+    uint64_t counter[2];
+    ClockPage snap, now;
+    Vm *vm;
+    int i;
+
+    g_assert_true(mkimg(img, "qcow2", 1));
+    vm = vm_start(&(Start){ m, BOOT_HALT, .disk = img, .args = args });
+    notify_setup(vm);
+    clock_read(vm, &snap);
+    g_assert_cmphex(snap.magic, ==, CLOCK_MAGIC);
+    g_assert_cmphex(snap.flags, ==, gen ? CLOCK_FLAGS : 0);
+    g_assert_cmpuint(snap.seq, ==, 2);
+    g_assert_cmpuint(snap.marker, ==, 1);
+    g_assert_cmpuint(snap.counter, ==, 0);
+    g_free(qtest_hmp(vm->qts, "savevm s1"));
+    for (i = 0; i < 2; i++) {
+        g_free(qtest_hmp(vm->qts, "loadvm s1"));
+        counter[i] = assert_clock_loaded(vm, &snap, gen);
+    }
+    /* Two copies of one state do not count alike. */
+    g_assert(!gen || counter[0] != counter[1]);
+
+    /* Stopped, the guest sees the load when it runs (with the counter). */
+    qtest_qmp_assert_success(vm->qts, "{'execute': 'stop'}");
+    g_free(qtest_hmp(vm->qts, "loadvm s1"));
+    if (gen) {
+        clock_read(vm, &now);
+        g_assert(!memcmp(&now, &snap, sizeof(now)));
+        g_assert_false(clock_notified(vm));
+        qtest_qmp_assert_success(vm->qts, "{'execute': 'cont'}");
+        qtest_qmp_assert_success(vm->qts, "{'execute': 'stop'}");
+    }
+    assert_clock_loaded(vm, &snap, gen);
+
+    save_state(vm, state);
+    vm_quit(vm);
+    unlink(img);
+    msg = g_strdup_printf("vmclock: the incoming state places the page at"
+                          " 0x100000000, not at 0x%" PRIx64 " where this"
+                          " machine has it", clock_page(m));
+    assert_bad_state(m, state, section, sizeof(section) - 1, far,
+                     sizeof(far), args, msg);
+    if (gen) {
+        g_free(msg);
+        msg = g_strdup_printf("vmclock: the incoming page is not a vmclock"
+                              " page with the generation counter (magic"
+                              " 0x4b4c4356, version 2, size %d, flags 0x300)",
+                              m->kind == VIRT ? 65536 : 4096);
+        assert_bad_state(m, state, page, sizeof(page), version,
+                         sizeof(version), args, msg);
+    }
+    /* Both ends must have the counter, or neither. */
+    g_free(msg);
+    msg = g_strdup_printf("vmclock: the incoming state has the generation"
+                          " counter %s, this QEMU has it %s"
+                          " (vm-generation-counter)", gen ? "on" : "off",
+                          gen ? "off" : "on");
+    assert_bad_state(m, state, NULL, 0, NULL, 0, other, msg);
+    unlink(state);
+}
+
 /* --- Hostile guest-written addresses ------------------------------- */
 
 #define K_PC      (1 << PC)
@@ -1092,17 +975,6 @@ static const struct {
     { VIRT_DT_PAGE, 1 << VIRT, 0, NOT_RAM },            /* QEMU's page */
     { RAM_SIZE - 0x100000 + 0x28, K_PC, TSEG, NOT_RAM },  /* last */
 };
-
-/* Configuration space of device @devfn on bus 0, through ports CF8/CFC. */
-void pci_cfg_write(Vm *vm, int devfn, uint8_t reg, uint32_t val, int size)
-{
-    qtest_outl(vm->qts, 0xcf8, 0x80000000 | devfn << 8 | (reg & ~3));
-    if (size == 1) {
-        qtest_outb(vm->qts, 0xcfc + (reg & 3), val);
-    } else {
-        qtest_outl(vm->qts, 0xcfc, val);
-    }
-}
 
 /* Guest memory filled with a pattern, to check that it is untouched. */
 static void fill(Vm *vm, GPtrArray *windows, uint64_t start, uint64_t len)
@@ -1236,41 +1108,87 @@ typedef struct {
     bool to_upstream, savevm;
 } UpstreamTest;
 
+/* Whether @UPSTREAM names an upstream QEMU for this target; else skip. */
+static bool have_upstream(void)
+{
+    const char *up = g_getenv(UPSTREAM);
+
+    if (!up || !g_file_test(up, G_FILE_TEST_IS_EXECUTABLE) ||
+        !g_str_has_suffix(up, qtest_get_arch())) {
+        g_test_skip(UPSTREAM " does not name an upstream QEMU for this"
+                    " target to migrate with");
+        return false;
+    }
+    return true;
+}
+
+/*
+ * With vmclock's generation counter off, as by default on pc and q35, the
+ * guest finds what upstream gives it: the same VMCLOCK SSDT, the same page.
+ */
+static void test_upstream_vmclock(const void *opaque)
+{
+    const UpstreamTest *t = opaque;
+    Start s = { t->m, BOOT_BIOS, t->type, .args = "-device vmclock" };
+    g_autofree uint8_t *table[2] = {};
+    uint8_t page[2][112];
+    uint32_t len[2];
+    Vm *vm;
+    int i;
+
+    if (!have_upstream()) {
+        return;
+    }
+    for (i = 0; i < 2; i++) {
+        s.var = i ? UPSTREAM : NULL;
+        vm = vm_start(&s);
+        wait_firmware(vm);
+        table[i] = fetch_table(vm, find_table(vm,
+                                              acpi_find_rsdp_address(vm->qts),
+                                              "SSDT", "VMCLOCK"), &len[i]);
+        qtest_memread(vm->qts, X86_CLOCK_PAGE, page[i], sizeof(page[i]));
+        vm_quit(vm);
+    }
+    g_assert_cmpuint(len[0], ==, len[1]);
+    g_assert(!memcmp(table[0], table[1], len[0]));
+    g_assert(!memcmp(page[0], page[1], sizeof(page[0])));
+}
+
 /*
  * Migration with upstream QEMU 10.2.2 (@UPSTREAM names its binary) on a
  * machine type both have, with default options: live, or savevm in one
- * and loadvm in the other. The destination runs with its own GUID.
+ * and loadvm in the other. The destination runs with its own GUID. Both
+ * have vmclock too, whose page shows the load as upstream's does.
  */
 static void test_upstream(const void *opaque)
 {
     const UpstreamTest *t = opaque;
-    const char *up = g_getenv(UPSTREAM);
     g_autofree char *img = g_build_filename(tmp_dir, "up.qcow2", NULL);
     g_autofree char *uri = g_strdup_printf("unix:%s/up.sock", tmp_dir);
     g_autofree char *cmd = NULL, *out = NULL, *src_end = NULL;
     g_autofree char *dst_end = NULL;
     Start src_s = { t->m, BOOT_BIOS, t->type,
                     t->to_upstream ? NULL : UPSTREAM,
-                    .args = "-device vmgenid,id=vg,guid=" GUID1 };
+                    .args = "-device vmgenid,id=vg,guid=" GUID1
+                            " -device vmclock" };
     Start dst_s = src_s;
     uint64_t addr;
     Vm *src, *dst;
     QDict *rsp;
+    ClockPage clock;
 
-    if (!up || !g_file_test(up, G_FILE_TEST_IS_EXECUTABLE) ||
-        !g_str_has_suffix(up, qtest_get_arch())) {
-        g_test_skip(UPSTREAM " does not name an upstream QEMU for this"
-                    " target to migrate with");
+    if (!have_upstream()) {
         return;
     }
     dst_s.var = t->to_upstream ? UPSTREAM : NULL;
     dst_s.args = t->savevm ? "-S -device vmgenid,id=vg,guid=" GUID2
+                             " -device vmclock"
                            : "-incoming defer -device vmgenid,id=vg,guid="
-                             GUID2;
+                             GUID2 " -device vmclock";
     if (t->savevm) {
         /* A qcow2 boot disk both processes open, to hold the snapshot. */
         cmd = g_strdup_printf("%s convert -f raw -O qcow2 %s %s",
-                              g_getenv("QTEST_QEMU_IMG"), disk, img);
+                              g_getenv("QTEST_QEMU_IMG"), boot_disk, img);
         g_assert_cmpint(system(cmd), ==, 0);
         src_s.disk = dst_s.disk = img;
     }
@@ -1302,7 +1220,11 @@ static void test_upstream(const void *opaque)
     }
     qtest_qmp_assert_success(dst->qts, "{'execute': 'cont'}");
     assert_guest_guid(dst, addr, GUID2);
-    g_assert_true(acpi_notified(dst));
+    g_assert_cmpuint(acpi_notes(dst), ==, NOTE_VMGENID);
+    clock_read(dst, &clock);
+    g_assert_cmpuint(clock.flags, ==, 0);
+    g_assert_cmpuint(clock.marker, ==, 2);     /* booted, then loaded */
+    g_assert_cmpuint(clock.counter, ==, 0);
     rsp = qtest_qmp(dst->qts, "{'execute': 'query-vm-generation-id'}");
     g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "return"), "guid"),
                     ==, GUID2);
@@ -1312,36 +1234,6 @@ static void test_upstream(const void *opaque)
     }
     vm_quit(dst);
     unlink(uri + 5);
-}
-
-/* --- Registration -------------------------------------------------- */
-
-void add_case(const Machine *m, const char *name, const void *data,
-              void (*fn)(const void *))
-{
-    g_autofree char *path = g_strdup_printf("vmgenid/%s%s%s", m ? m->name : "",
-                                            m ? "/" : "", name);
-
-    qtest_add_data_func(path, data, fn);
-}
-
-/*
- * Firmware that only halts: HLT at the x86 reset vector; on Arm "wfi; b ."
- * at the start of flash (-bios also makes virt build its ACPI tables).
- */
-static void make_halt_bios(bool arm)
-{
-    static const uint8_t wfi_loop[] = {
-        0x7f, 0x20, 0x03, 0xd5, 0xff, 0xff, 0xff, 0x17,
-    };
-    g_autofree uint8_t *hlt = g_malloc(64 * 1024);
-
-    memset(hlt, 0xf4, 64 * 1024);
-    halt_bios = g_build_filename(tmp_dir, "halt.bin", NULL);
-    g_assert_true(g_file_set_contents(halt_bios,
-                                      arm ? (char *)wfi_loop : (char *)hlt,
-                                      arm ? sizeof(wfi_loop) : 64 * 1024,
-                                      NULL));
 }
 
 int main(int argc, char **argv)
@@ -1360,12 +1252,8 @@ int main(int argc, char **argv)
         g_test_skip("this QEMU has no vmgenid device");
         return g_test_run();
     }
-    tmp_dir = g_dir_make_tmp("vmgenid-test-XXXXXX", NULL);
     arm = qtest_has_machine("virt");
-    make_halt_bios(arm);
-    if (!arm) {
-        g_assert_cmpint(boot_sector_init(disk), ==, 0);
-    }
+    vm_setup(arm);
 
     run_qemu("-machine none -object help", &objects);
     for (i = 0; i < ARRAY_SIZE(refusals); i++) {
@@ -1391,6 +1279,13 @@ int main(int argc, char **argv)
         }
         add_case(m, "firmware", m, test_firmware);
         add_case(m, "hotplug", m, test_hotplug);
+        for (j = 0; j < 1 + (m->kind == PC); j++) {
+            ClockTest *t = g_new(ClockTest, 1);
+
+            *t = (ClockTest) { m, j };
+            add_case(m, j ? "vmclock/counter-on" : "vmclock/default", t,
+                     test_vmclock);
+        }
         add_case(m, "hostile-addr", m, test_hostile);
         seq_add_cases(m);
         if (m->kind != VIRT) {
@@ -1410,23 +1305,24 @@ int main(int argc, char **argv)
         g_clear_pointer(&vars, g_free);
         for (j = 0; upstream_here && j < ARRAY_SIZE(m->upstream) &&
                     m->upstream[j]; j++) {
-            for (k = 0; k < 4; k++) {
+            /* Four migrations, then vmclock's ABI. */
+            for (k = 0; k < 5; k++) {
                 UpstreamTest *t = g_new(UpstreamTest, 1);
-                g_autofree char *name = g_strdup_printf(
-                    "upstream/%s/%s-%s", m->upstream[j],
-                    k & 1 ? "to" : "from", k & 2 ? "savevm" : "live");
+                g_autofree char *name = k == 4
+                    ? g_strdup_printf("upstream/%s/vmclock-abi",
+                                      m->upstream[j])
+                    : g_strdup_printf("upstream/%s/%s-%s", m->upstream[j],
+                                      k & 1 ? "to" : "from",
+                                      k & 2 ? "savevm" : "live");
 
                 *t = (UpstreamTest) { m, m->upstream[j], k & 1, k & 2 };
-                add_case(m, name, t, test_upstream);
+                add_case(m, name, t,
+                         k == 4 ? test_upstream_vmclock : test_upstream);
             }
         }
     }
 
     ret = g_test_run();
-    if (!arm) {
-        boot_sector_cleanup(disk);
-    }
-    unlink(halt_bios);
-    rmdir(tmp_dir);
+    vm_teardown(arm);
     return ret;
 }

@@ -4,7 +4,8 @@
  * vmgenid-test.c checks what a table of cases can (firmware, ACPI,
  * devicetree, bad input, hostile addresses, upstream QEMU); vmgenid-seq.c
  * checks the rule for telling the guest with a model driven through
- * sequences of events. Both start QEMU through vm_start().
+ * sequences of events. Both start QEMU, and act and look as a guest
+ * would, through vmgenid-vm.c.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -21,6 +22,11 @@
 #define RAM_SIZE        (128 * 1024 * 1024)
 #define VG              "/machine/peripheral/vg"
 #define VIRT_DT_PAGE    0x0c000000  /* the platform bus, first device */
+#define VIRT_GICD       0x08000000
+#define VIRT_CLOCK_PAGE 0x090d0000  /* vmclock's page on virt */
+#define X86_CLOCK_PAGE  0xfeffb000  /* ... on x86, as since QEMU 9.2 */
+#define CLOCK_MAGIC     0x4b4c4356
+#define CLOCK_FLAGS     (1 << 8 | 1 << 9)   /* counter, notification */
 
 /*
  * How the guest finds the GUID and hears of a change: x86 machines run
@@ -44,6 +50,12 @@ typedef struct {
     const char *uefi_type;      /* a type UEFI descriptors must match */
     const char *upstream[3];    /* machine types upstream 10.2.2 has too */
 } Machine;
+
+/* What a guest reads in the vmclock page. */
+typedef struct {
+    uint32_t magic, seq;
+    uint64_t marker, flags, counter;
+} ClockPage;
 
 /* A QEMU process, and the events it sent. */
 typedef struct {
@@ -74,6 +86,13 @@ typedef struct {
     const char *args;
 } Start;
 
+extern char *tmp_dir;           /* scratch files of the whole run */
+extern char *halt_bios;         /* firmware that only halts */
+extern char boot_disk[];        /* x86: a raw disk with a boot sector */
+
+void vm_setup(bool arm);
+void vm_teardown(bool arm);
+
 /* The one way the tests start QEMU: under TCG, as @s says. */
 Vm *vm_start(const Start *s);
 void vm_quit(Vm *vm);
@@ -84,13 +103,23 @@ char *guest_guid(QTestState *qts, uint64_t addr);
 char *run_status(Vm *vm);
 char *vm_wait(Vm *vm, const char *event, const char *status);
 bool vm_event(Vm *vm, const char *event);
+#define NOTE_VMGENID    1
+#define NOTE_VMCLOCK    2
+unsigned acpi_notes(Vm *vm);
 bool acpi_notified(Vm *vm);
 bool dt_notified(Vm *vm);
+bool dt_clock_notified(Vm *vm);
+uint64_t clock_page(const Machine *m);
+void clock_read(Vm *vm, ClockPage *c);
 
 /* What firmware and the guest do. */
+void wait_firmware(Vm *vm);
+void notify_setup(Vm *vm);
 void virt_spi_edge(Vm *vm);
 void pci_cfg_write(Vm *vm, int devfn, uint8_t reg, uint32_t val, int size);
 uint16_t fw_cfg_key(Vm *vm, const char *name);
+uint32_t write_addr_file(Vm *vm, const void *data, size_t len, size_t skip);
+uint64_t addr_file(Vm *vm);
 void report_addr(Vm *vm, uint64_t addr);
 
 /* Register a case, vmgenid/<machine>/<name> (no machine: vmgenid/<name>). */

@@ -114,6 +114,26 @@ void vmgenid_use_acpi(VmGenIdState *s, AcpiDeviceIf *acpi_dev, bool gpe);
 void vmgenid_use_dt(VmGenIdState *s);
 void vmgenid_exclude(VmGenIdState *s, MemoryRegion *mr, const char *why);
 
+/*
+ * Other channels of the generation (vmclock's counter): whenever the guest
+ * is told of a new GUID, @n is called twice with a VmGenIdChange: once the
+ * GUID is in guest memory, to update theirs (@notify false), and once
+ * vmgenid has notified the guest, to notify it of theirs (@notify true),
+ * so that the guest's kernel has the new GUID first.
+ *
+ * vmgenid_change_pending(): whether vmgenid will tell the guest of a new
+ * GUID as soon as it runs and is awake.
+ *
+ * Both work in builds without the device: nothing is ever pending.
+ */
+typedef struct VmGenIdChange {
+    const QemuUUID *guid;
+    bool notify;
+} VmGenIdChange;
+
+void vmgenid_add_change_notifier(Notifier *n);
+bool vmgenid_change_pending(void);
+
 /* The ACPI path of the device that the SSDT describes */
 #define VMGENID_ACPI_PATH "\\_SB.VGEN"
 
