@@ -11,7 +11,8 @@
  * Without the device no machine routes one to its front-end, nor finds one
  * to describe.
  */
-void vmclock_use_page(VmclockState *vms, uint64_t addr, bool generation)
+void vmclock_use_page(VmclockState *vms, uint64_t addr, uint64_t size,
+                      bool generation)
 {
     g_assert_not_reached();
 }

@@ -125,6 +125,9 @@ static const SeqCase seq_cases[] = {
       EV_STOP, EV_LOADVM, EV_CONT, EV_WAKEUP } },
     { "sequences/s3-saved-loadvm", true, .ev = { EV_S3, EV_SAVEVM,
       EV_WAKEUP, EV_LOADVM } },
+    /* ... also after the guest was reset in S3 and ran again. */
+    { "sequences/s3-saved-reset-loadvm", .ev = { EV_S3, EV_SAVEVM,
+      EV_RESET, EV_CONT, EV_LOADVM } },
 };
 
 static const SeqCase seq_default = { "default" };
@@ -658,7 +661,22 @@ static bool seq_do(Seq *q, SeqEvent ev)
         }
         return true;
     } else if (how->hmp) {
-        return seq_hmp(q, how->hmp);
+        if (!seq_hmp(q, how->hmp)) {
+            return false;
+        }
+        /*
+         * A state saved in S3, loaded into a running VM, wakes at once:
+         * the wakeup resets the PM device, which firmware sets up again.
+         */
+        if (ev == EV_LOADVM && q->md.snap_asleep &&
+            q->md.status == ST_RUNNING) {
+            if (!vm_event(q->vm, "WAKEUP")) {
+                g_string_append(q->why, "loadvm did not wake the guest");
+                return false;
+            }
+            notify_setup(q->vm);
+        }
+        return true;
     } else if (how->mig) {
         return seq_migrate(q, how->to_auto ? "auto" : q->md.guid, how->mig);
     }

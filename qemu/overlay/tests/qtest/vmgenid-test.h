@@ -1,11 +1,12 @@
 /*
- * QTest for the VM Generation ID device: what its two parts share
+ * QTest for the VM Generation ID device: what its parts share
  *
  * vmgenid-test.c checks what a table of cases can (firmware, ACPI,
  * devicetree, bad input, hostile addresses, upstream QEMU); vmgenid-seq.c
  * checks the rule for telling the guest with a model driven through
- * sequences of events. Both start QEMU, and act and look as a guest
- * would, through vmgenid-vm.c.
+ * sequences of events; vmgenid-clock.c checks vmclock without vmgenid.
+ * All start QEMU, and act and look as a guest would, through
+ * vmgenid-vm.c.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -125,7 +126,8 @@ void report_addr(Vm *vm, uint64_t addr);
 /* Register a case, vmgenid/<machine>/<name> (no machine: vmgenid/<name>). */
 void add_case(const Machine *m, const char *name, const void *data,
               void (*fn)(const void *));
-/* Register the sequence cases for machine @m. */
+/* Register the sequence cases, and vmclock's own, for machine @m. */
 void seq_add_cases(const Machine *m);
+void clock_add_cases(const Machine *m);
 
 #endif

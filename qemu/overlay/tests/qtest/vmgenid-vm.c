@@ -247,6 +247,8 @@ unsigned acpi_notes(Vm *vm)
         /* GPE 5 in the first status byte, GPE 8 in the second */
         sel = qtest_inb(vm->qts, vm->m->gpe0_sts) |
               qtest_inb(vm->qts, vm->m->gpe0_sts + 1) << 8;
+        /* All ones: the PM device's I/O is not mapped (see notify_setup) */
+        g_assert_cmphex(sel, !=, 0xffff);
         qtest_outb(vm->qts, vm->m->gpe0_sts, sel);
         qtest_outb(vm->qts, vm->m->gpe0_sts + 1, sel >> 8);
         return (sel & GPE_VMGENID ? NOTE_VMGENID : 0) |
