@@ -10,7 +10,10 @@ Times come from the host only.  The guest runs `vmgenid-guest --watch` in
 the foreground on its serial console, woken by a kprobe on
 add_vmfork_randomness (what Linux 6.1's vmgenid driver calls when it
 handles the notification), read from tracefs's trace_pipe; no poll
-period is in the way.  A latency ends when the tool's `<time> <guid>`
+period is in the way.  A guest of Linux 7 with vmclock compares that
+driver-level wake-up with what any process can wait for: poll() on
+/dev/vmclock0 (--watch=vmclock against --watch=kprobe, one after the
+other in the same guest).  A latency ends when the tool's `<time> <guid>`
 line arrives on the host's end of the console (a thread stamps every
 line on arrival) and starts when the host sent the command (cont,
 set-vm-generation-id, virsh) or, for loadvm, at the QMP timestamp of the
@@ -35,13 +38,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'guest'))
-from console import (ACCEL, APPEND, GUEST, GUID, READY, Console,  # noqa: E402
-                     GuestError, GuestMachine)
+from console import (ACCEL, APPEND, GUEST, GUID, KERNEL, KERNEL7,  # noqa: E402
+                     READY, Console, GuestError, GuestMachine)
 
 FIRST_LINE = re.compile(rf'^({GUID})$')            # the watcher's first line
 CHANGE_LINE = re.compile(rf'(\d+\.\d{{3}}) ({GUID})$')  # each change after
 # How the watcher says it waits; anything but an event is refused here.
-WAKE_LINE = re.compile(r'^vmgenid-guest: (waiting for|polling every) (.*)$')
+WAKE_LINE = re.compile(r'^vmgenid-guest: (waiting for|waiting in|polling every) (.*)$')
 BOOT_TIMEOUT = 240
 SEEN_TIMEOUT = 60
 MIGRATE_TIMEOUT = 180
@@ -51,9 +54,10 @@ MIGRATE_TIMEOUT = 180
 MEASUREMENTS = [
     'latency/restore/ours', 'latency/restore/upstream',
     'latency/set/ours', 'latency/loadvm/ours',
+    'latency/set/linux7-kprobe', 'latency/set/linux7-vmclock',
     'boot/ours/dev', 'boot/upstream/dev', 'boot/ours/nodev', 'boot/upstream/nodev',
     'restore/ours/dev', 'restore/upstream/dev',
-    'restore/ours/nodev', 'restore/upstream/nodev',
+    'restore/ours/nodev', 'restore/upstream/nodev', 'restore/ours/vmclock',
     'save/ours/dev', 'save/upstream/dev', 'save/ours/nodev', 'save/upstream/nodev',
     'loadvm-command/ours',
     'revert/ours/loadvm', 'revert/ours/libvirt-domain',
@@ -65,15 +69,22 @@ def say(text):
     print(text, flush=True)
 
 
-def start_watcher(console):
-    """Run vmgenid-guest --watch in the foreground; the GUID it starts
-    with.  It must wait for an event: a poll period would be measured."""
+def start_watcher(console, way='kprobe'):
+    """Run vmgenid-guest --watch=way (kprobe, vmclock) in the foreground;
+    the GUID it starts with.  It must wait for an event: a poll period
+    would be measured."""
     mark = console.mark()
-    console.send('vmgenid-guest --watch\n')
+    console.send(f'vmgenid-guest --watch={way}\n')
     m = console.wait(WAKE_LINE, mark, 30)[2]
-    if m.group(1) != 'waiting for':
+    if m.group(1) == 'polling every':
         raise GuestError(f'the guest tool would poll: {m.group(0)}')
     return console.wait(FIRST_LINE, mark, 30)[2].group(1)
+
+
+def stop_watcher(console):
+    """Ctrl-C to the foreground watcher; its shell prompts again."""
+    console.send('\x03')
+    console.run('true')
 
 
 def seen(console, start, guid, timeout=SEEN_TIMEOUT):
@@ -110,27 +121,35 @@ class Bench:
         if os.environ.get('BENCH_DEBUG'):
             traceback.print_exc()
 
-    def vm(self, name, build, args=(), incoming=False):
+    def vm(self, name, build, args=(), incoming=False, kernel=KERNEL):
         return GuestMachine(name, qemu=self.qemu[build], args=list(args),
-                            incoming=incoming)
+                            incoming=incoming, kernel=kernel)
 
     # --- 1 and 2: boot, save, restore with a new GUID, both builds ------
-    def cycle(self, build, dev, run):
+    def cycle(self, build, kind, run):
         """Boot a guest, save it to a file, restore the file into a new
-        QEMU (with a new GUID if the guest has the device)."""
-        tag = f'{build}/{"dev" if dev else "nodev"}'
-        name = f'bench-{build}-{"dev" if dev else "nodev"}-{run}'
-        device = lambda g: ['-device', f'vmgenid,guid={g}'] if dev else []
-        state = self.work / f'{build}-{"dev" if dev else "nodev"}.state'
+        QEMU (with a new GUID if the guest has the device).  kind: dev
+        (vmgenid), nodev, vmclock (vmgenid and vmclock with the
+        generation counter, whose page a restore updates too)."""
+        tag = f'{build}/{kind}'
+        name = f'bench-{build}-{kind}-{run}'
+        clock = ['-device', 'vmclock,vm-generation-counter=on'] if kind == 'vmclock' else []
+        device = lambda g: (['-device', f'vmgenid,guid={g}', *clock]
+                            if kind != 'nodev' else [])
+        dev = kind != 'nodev'
+        state = self.work / f'{build}-{kind}.state'
         state.unlink(missing_ok=True)
 
         with self.vm(f'{name}-a', build, device(uuid.uuid4())) as a:
-            self.record(f'boot/{tag}', a.boot(BOOT_TIMEOUT))
+            boot = a.boot(BOOT_TIMEOUT)
+            if kind != 'vmclock':
+                self.record(f'boot/{tag}', boot)
             if dev:
                 start_watcher(a.console)
             t = time.monotonic()
             a.save(state, MIGRATE_TIMEOUT)
-            self.record(f'save/{tag}', time.monotonic() - t)
+            if kind != 'vmclock':
+                self.record(f'save/{tag}', time.monotonic() - t)
 
         new = str(uuid.uuid4())
         t = time.monotonic()
@@ -140,23 +159,25 @@ class Bench:
             sent = time.monotonic()
             b.cmd('cont')
             self.record(f'restore/{tag}', time.monotonic() - t)
-            if dev:
+            if kind == 'dev':
                 self.record(f'latency/restore/{build}', seen(b.console, 0, new) - sent)
+            elif dev:
+                seen(b.console, 0, new)
         state.unlink(missing_ok=True)
 
     def phase_cycles(self):
-        configs = [('ours', True), ('upstream', True), ('ours', False), ('upstream', False)]
+        configs = [('ours', 'dev'), ('upstream', 'dev'), ('ours', 'nodev'),
+                   ('upstream', 'nodev'), ('ours', 'vmclock')]
         for run in range(self.args.runs):
             say(f'round {run + 1}/{self.args.runs}: boot, save, restore')
             # A different order each round, so that a slow spell of the
             # (shared) machine does not always hit the same configuration.
             k = run % len(configs)
-            for build, dev in configs[k:] + configs[:k]:
+            for build, kind in configs[k:] + configs[:k]:
                 try:
-                    self.cycle(build, dev, run)
+                    self.cycle(build, kind, run)
                 except Exception as e:  # noqa: BLE001 - recorded, run goes on
-                    self.failed(f'{build} {"with" if dev else "without"} device, '
-                                f'round {run + 1}', e)
+                    self.failed(f'{build} {kind}, round {run + 1}', e)
 
     # --- 1 and 3: set-vm-generation-id and loadvm, ours -----------------
     def disk(self, name):
@@ -213,6 +234,33 @@ class Bench:
     def pause(self):
         """Let the guest settle back into its wait between changes."""
         time.sleep(0.3)
+
+    # --- 1: Linux 7, poll() on /dev/vmclock0 against the kprobe ---------
+    def phase_linux7(self):
+        """One Linux 7 guest with vmgenid and vmclock (counter on): each
+        run sets a GUID once under each watcher, in turns, so that both
+        see the same moments of the machine."""
+        say('ours, Linux 7: set-vm-generation-id, poll() on /dev/vmclock0 '
+            'against the kprobe')
+        with self.vm('bench-linux7', 'ours', [
+                '-device', 'vmgenid,guid=auto',
+                '-device', 'vmclock,vm-generation-counter=on'],
+                kernel=KERNEL7) as g:
+            g.boot(BOOT_TIMEOUT)
+            for run in range(self.args.runs):
+                for way in ('kprobe', 'vmclock') if run % 2 else ('vmclock', 'kprobe'):
+                    try:
+                        start_watcher(g.console, way)
+                        self.pause()
+                        new = str(uuid.uuid4())
+                        mark = g.console.mark()
+                        t = time.monotonic()
+                        g.cmd('set-vm-generation-id', guid=new)
+                        self.record(f'latency/set/linux7-{way}',
+                                    seen(g.console, mark, new) - t)
+                        stop_watcher(g.console)
+                    except Exception as e:  # noqa: BLE001
+                        self.failed(f'Linux 7 {way}, run {run + 1}', e)
 
     # --- 3: libvirt 9.0 snapshot-revert against loadvm in its domain -----
     def virsh(self, *args, timeout=MIGRATE_TIMEOUT):
@@ -324,7 +372,7 @@ class Bench:
         self.work.mkdir(parents=True, exist_ok=True)
         started = time.time()
         load0 = os.getloadavg()
-        phases = [self.phase_cycles, self.phase_ours]
+        phases = [self.phase_cycles, self.phase_ours, self.phase_linux7]
         if self.args.libvirt:
             phases.append(self.phase_libvirt)
         for phase in phases:
@@ -359,6 +407,7 @@ def machine():
                 cpu = line.split(':', 1)[1].strip()
                 break
     guest = GUEST / 'vmlinuz.version'
+    guest7 = GUEST / 'vmlinuz-7.version'
     commit = subprocess.run(['git', '-C', str(ROOT), 'describe', '--always', '--dirty'],
                             capture_output=True, text=True).stdout.strip()
     return {
@@ -366,6 +415,7 @@ def machine():
         'nproc': os.cpu_count(), 'cpu': cpu,
         'host_kernel': platform.release(), 'accel': ACCEL,
         'guest_kernel': guest.read_text().strip() if guest.exists() else '?',
+        'guest_kernel7': guest7.read_text().strip() if guest7.exists() else '?',
         'guest': 'q35, SeaBIOS, 1 vCPU, 256 MiB, Linux + busybox initramfs',
         'commit': commit or '?',
     }

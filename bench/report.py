@@ -30,6 +30,12 @@ ROWS = [
     ('**1. Latency**: `loadvm` with `guid=auto`; guest resumes (RESUME) → '
      'the handler ran (upstream keeps the old GUID)',
      'latency/loadvm/ours', None, None),
+    ('**1. Latency**, Linux 7 with vmclock: `set-vm-generation-id` → the '
+     'handler ran (driver level: the kprobe)',
+     'latency/set/linux7-kprobe', None, None),
+    ('**1. Latency**, Linux 7 with vmclock: `set-vm-generation-id` → '
+     '`poll()` on `/dev/vmclock0` woke (userspace, no tracing)',
+     'latency/set/linux7-vmclock', None, None),
     ('**2. Boot** to userspace, with the device',
      'boot/ours/dev', 'boot/upstream/dev', None),
     ('**2. Boot** to userspace, without the device',
@@ -38,6 +44,8 @@ ROWS = [
      'restore/ours/dev', 'restore/upstream/dev', None),
     ('**2. Restore**, without the device',
      'restore/ours/nodev', 'restore/upstream/nodev', None),
+    ('**2. Restore**, with the device and vmclock with the generation counter',
+     'restore/ours/vmclock', None, None),
     ('**3. Revert** a running guest to its snapshot with a fresh ID → the '
      'guest reads it: ours `loadvm` (`guid=auto`) in the same QEMU; libvirt '
      '`virsh snapshot-revert` (new QEMU)',
@@ -59,12 +67,23 @@ OVERHEAD = [
      '(and minimums)', 'restore'),
 ]
 
+# One measurement over another, both ours: (label, key, key).
+RATIOS = [
+    ('**1. Userspace / driver level**, Linux 7: `poll()` on `/dev/vmclock0` '
+     '/ kprobe, medians (and minimums); the target is at most 1.2',
+     'latency/set/linux7-vmclock', 'latency/set/linux7-kprobe'),
+    ('**2. vmclock overhead on restore**: vmgenid and vmclock / vmgenid '
+     'alone, medians (and minimums)', 'restore/ours/vmclock', 'restore/ours/dev'),
+]
+
 # The plot: (label, key) per panel.
 LATENCY_PLOT = [
     ('restore\\nupstream', 'latency/restore/upstream'),
     ('restore\\nours', 'latency/restore/ours'),
     ('set command\\nours', 'latency/set/ours'),
     ('loadvm, auto\\nours', 'latency/loadvm/ours'),
+    ('Linux 7 set\\nkprobe', 'latency/set/linux7-kprobe'),
+    ('Linux 7 set\\npoll vmclock0', 'latency/set/linux7-vmclock'),
 ]
 REVERT_PLOT = [
     ('ours: loadvm\\n(own QEMU)', 'revert/ours/loadvm'),
@@ -121,6 +140,9 @@ def table(samples):
     for label, what in OVERHEAD:
         out.append(f'| {label} | {overhead(samples, what, "ours")} | '
                    f'{overhead(samples, what, "upstream")} | — | — | — |')
+    for label, a, b in RATIOS:
+        out.append(f'| {label} | {ratio(get(a), get(b))} '
+                   f'({ratio(get(a), get(b), min)}) | — | — | — | — |')
     return out
 
 
@@ -146,7 +168,7 @@ def plot(samples, png, title):
         return ', '.join(f'"{label}" {i}' for i, (label, _) in enumerate(rows, 1))
 
     script = [
-        "set terminal pngcairo size 960,420 font 'Sans,9' noenhanced",
+        "set terminal pngcairo size 1120,420 font 'Sans,9' noenhanced",
         f"set output '{png}'",
         *block('lat', LATENCY_PLOT, 1000),
         *block('rev', REVERT_PLOT, 1),
@@ -187,7 +209,8 @@ def report(data, png_name):
         'machine was shared with other work, so read the ratios rather than '
         'the absolute times.',
         '',
-        f"Guest: {m['guest']}; kernel {m['guest_kernel']}. "
+        f"Guest: {m['guest']}; kernel {m['guest_kernel']}, and for the "
+        f"Linux 7 rows {m.get('guest_kernel7', '?')}. "
         f"ours: {m['qemu_ours']} with this project's device (commit "
         f"{m['commit']}); upstream: {m['qemu_upstream']}, the same Debian "
         f"source with upstream's own vmgenid; libvirt {m['libvirt'] or 'not run'}.",
@@ -213,7 +236,12 @@ def report(data, png_name):
         'guest\'s line with the new GUID (libvirt: after it started the new '
         'QEMU, which connects to the same console socket). Ours saves a '
         'snapshot of its own before each `loadvm`; libvirt reverts to one '
-        'snapshot, taken once.',
+        'snapshot, taken once. '
+        'The Linux 7 rows use one guest with vmgenid and vmclock (the '
+        'generation counter on) and two watchers in turns: '
+        '`--watch=kprobe` as above, and `--watch=vmclock`, which sleeps in '
+        '`poll()` on `/dev/vmclock0` as any process may, woken by QEMU\'s '
+        'vmclock notification that follows vmgenid\'s.',
     ]
     if m.get('notes'):
         out += [''] + [f'Note: {n}.' for n in m['notes']]

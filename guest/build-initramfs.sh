@@ -3,13 +3,17 @@
 # (taken out of their .debs, never installed on the host):
 #
 #   amd64  build/guest/vmlinuz                    Linux 6.1 (bookworm)
-#          build/guest/initramfs.cpio.gz
+#          build/guest/vmlinuz-7                  Linux 7 (unstable, cloud)
+#          build/guest/initramfs.cpio.gz          (with Linux 7's ptp_vmclock)
 #   arm64  build/guest/arm64/vmlinuz-6.1          Linux 6.1 (bookworm)
 #          build/guest/arm64/vmlinuz-6.12         Linux 6.12 (bookworm-backports)
 #          build/guest/arm64/initramfs.cpio.gz
 #
 # Each initramfs holds busybox, vmgenid-guest (compiled for that
-# architecture, statically) and our /init.  The arm64 kernels are the
+# architecture, statically) and our /init; the amd64 one also Linux 7's
+# ptp_vmclock module (which /init loads when that kernel runs).  Linux 7
+# comes from Debian unstable, through an apt configuration of our own
+# (harness/common.sh: unstable_apt) that leaves the host's apt as it is.  The arm64 kernels are the
 # uncompressed Image with its EFI stub that Debian ships as vmlinuz, which
 # QEMU's -kernel boots directly or through the firmware.
 #
@@ -123,11 +127,34 @@ kernel() {
         die "$DEB: its kernel config has no CONFIG_VMGENID=y"
 }
 
+# kernel7 DIR: Debian unstable's newest Linux 7 of the cloud flavour for
+# amd64 as DIR/vmlinuz-7, and its ptp_vmclock module (not built in there)
+# as DIR/ptp_vmclock.ko.xz; RELEASE set to its uname -r.
+kernel7() {
+    local dir=$1 conf image version
+    conf=$(unstable_apt)
+    image=$(APT_CONFIG=$conf apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+            awk '$1 == "Depends:" && $2 ~ /^linux-image-7\./ { print $2; exit }')
+    [ -n "$image" ] || die "Debian unstable has no Linux 7 linux-image-cloud-amd64"
+    RELEASE=${image#linux-image-}
+    APT_CONFIG=$conf download "$dir" "linux-binary-${RELEASE}_*.deb" \
+        echo "linux-binary-$RELEASE"
+    # shellcheck disable=SC2016
+    version=$(dpkg-deb -W --showformat='${Version}' "$DEB")
+    extract "$DEB" "$dir/vmlinuz-7" "./usr/lib/modules/$RELEASE/vmlinuz"
+    APT_CONFIG=$conf download "$dir" "linux-modules-${RELEASE}_*.deb" \
+        echo "linux-modules-$RELEASE"
+    extract "$DEB" "$dir/ptp_vmclock.ko.xz" \
+        "./usr/lib/modules/$RELEASE/kernel/drivers/ptp/ptp_vmclock.ko.xz"
+    echo "Linux 7: $RELEASE ($version)"
+}
+
 # Everything an initramfs is made of; a change in any rebuilds it.
 inputs_hash() {
     {
-        sha256sum "$GUEST_SRC/vmgenid-guest.c" "$GUEST_SRC/init" "$0" "$BUSYBOX" |
-            cut -d' ' -f1
+        sha256sum "$GUEST_SRC/vmgenid-guest.c" "$GUEST_SRC/init" "$0" "$BUSYBOX" \
+                  ${MODULE:+"$MODULE"} | cut -d' ' -f1
+        echo "${RELEASE:-}"
         "$CC" --version | head -n 1
         echo "${CFLAGS[*]}"
     } | sha256sum | cut -d' ' -f1
@@ -157,6 +184,10 @@ initramfs() {
         [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
     done
     cp "$out/vmgenid-guest" "$root/bin/vmgenid-guest"
+    if [ -n "${MODULE:-}" ]; then
+        mkdir -p "$root/lib/modules/$RELEASE"
+        xz -dc "$MODULE" > "$root/lib/modules/$RELEASE/$(basename "$MODULE" .xz)"
+    fi
     install -m 755 "$GUEST_SRC/init" "$root/init"
     # The kernel opens /dev/console for init before devtmpfs is mounted.
     mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null ||
@@ -173,9 +204,10 @@ initramfs() {
 amd64() {
     local out=$BUILD/guest
     local BUSYBOX=${BUSYBOX:-/bin/busybox} CC=gcc
-    local APPLETS=$BUSYBOX
+    local APPLETS=$BUSYBOX RELEASE MODULE=$out/ptp_vmclock.ko.xz
     mkdir -p "$out"
     kernel "$out" vmlinuz amd64 6.1 linux-image-amd64
+    kernel7 "$out"
     initramfs "$out"
 }
 

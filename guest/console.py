@@ -34,7 +34,8 @@ from qemu.machine import QEMUMachine  # noqa: E402
 
 QEMU = os.environ.get('QEMU', str(BUILD / 'qemu-system-x86_64'))
 GUEST = BUILD / 'guest'
-KERNEL = GUEST / 'vmlinuz'
+KERNEL = GUEST / 'vmlinuz'                # Linux 6.1
+KERNEL7 = GUEST / 'vmlinuz-7'             # Linux 7, whose ptp_vmclock is in INITRD
 INITRD = GUEST / 'initramfs.cpio.gz'
 APPEND = 'console=ttyS0 panic=-1 quiet'
 ACCEL = os.environ.get('ACCEL', 'tcg')   # KVM only when asked
@@ -179,8 +180,8 @@ class GuestMachine(QEMUMachine):
     the `with` block ends in an exception, or with keep=True."""
 
     def __init__(self, name, qemu=QEMU, args=(), incoming=False,
-                 memory='256M', append='', keep=False):
-        for f in (KERNEL, INITRD):
+                 memory='256M', append='', keep=False, kernel=KERNEL):
+        for f in (kernel, INITRD):
             if not f.exists():
                 raise GuestError(f'{f} is missing: run guest/build-initramfs.sh')
         (BUILD / 'vm').mkdir(parents=True, exist_ok=True)
@@ -188,7 +189,7 @@ class GuestMachine(QEMUMachine):
         super().__init__(str(qemu), name=name, log_dir=str(self.dir), args=[
             '-name', name, '-machine', 'q35', '-accel', ACCEL,
             '-m', memory, '-smp', '1', '-nodefaults', '-no-reboot',
-            '-kernel', str(KERNEL), '-initrd', str(INITRD),
+            '-kernel', str(kernel), '-initrd', str(INITRD),
             '-append', f'{APPEND} {append}'.strip(),
             *(['-incoming', 'defer'] if incoming else []),
             *args, *QEMU_ARGS])

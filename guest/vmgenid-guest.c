@@ -41,6 +41,10 @@
 #define TRACEFS         "/sys/kernel/tracing"
 #define NOTIFY_FUNC     "add_vmfork_randomness"
 #define UEVENT_NEW_ID   "NEW_VMGENID=1"
+#define VMCLOCK_DEV     "/dev/vmclock0"
+/* struct vmclock_abi (linux/vmclock-abi.h): flags, and the one we need */
+#define VMCLOCK_FLAGS_OFFSET   24
+#define VMCLOCK_FLAG_NOTIFY    (1ULL << 9)
 #define ACPI_HEADER_LEN 36
 #define GUID_OFFSET     40
 #define GUID_LEN        16
@@ -485,15 +489,22 @@ static void print_guid(const uint8_t *g, bool stamped)
 
 /*
  * --watch: sleep until the kernel handles a change, then re-read the
- * GUID.  A change raises GPE 5 (x86 PCs), an event of the ACPI Generic
- * Event Device (Arm virt and x86 microvm with ACPI) or the device's own
- * interrupt (devicetree), which Linux's vmgenid driver handles by
- * calling add_vmfork_randomness().  The watcher waits for that call
- * through a kprobe, read from the trace_pipe of a tracefs instance of its
- * own (so that other readers of the trace buffer miss nothing).
+ * GUID.  Where QEMU's vmclock carries the generation (Linux 7's
+ * ptp_vmclock serves it as /dev/vmclock0, and its page says QEMU
+ * notifies), the watcher sleeps in poll() on that device, which wakes
+ * on every update of the page, a new generation among them; QEMU writes
+ * the GUID before it updates the page.  That needs no tracing.
  *
- * Without tracefs, kprobes or the driver it polls: it re-reads the GUID
- * every WATCH_PERIOD_MS, and says so.  A uevent with NEW_VMGENID=1 then
+ * Otherwise: a change raises GPE 5 (x86 PCs), an event of the ACPI
+ * Generic Event Device (Arm virt and x86 microvm with ACPI) or the
+ * device's own interrupt (devicetree), which Linux's vmgenid driver
+ * handles by calling add_vmfork_randomness().  The watcher waits for
+ * that call through a kprobe, read from the trace_pipe of a tracefs
+ * instance of its own (so that other readers of the trace buffer miss
+ * nothing).
+ *
+ * Without /dev/vmclock0, tracefs, kprobes or the driver it polls: it
+ * re-reads the GUID every WATCH_PERIOD_MS, and says so.  A uevent with NEW_VMGENID=1 then
  * wakes it at once; but only Linux 6.8 sends one (6.9 reverted it), so
  * that alone cannot be waited for.
  *
@@ -650,6 +661,50 @@ static void wait_kprobe(int fd)
     }
 }
 
+/*
+ * /dev/vmclock0 if its page says QEMU notifies of updates, or -1 with
+ * the reason in why.  The read marks the page as seen by this open
+ * file: poll() then sleeps until the next update.
+ */
+static int open_vmclock(char *why, size_t size)
+{
+    uint8_t head[VMCLOCK_FLAGS_OFFSET + 8];
+    int fd = open(VMCLOCK_DEV, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        snprintf(why, size, "no " VMCLOCK_DEV ": %s", strerror(errno));
+        return -1;
+    }
+    if (pread(fd, head, sizeof(head), 0) != sizeof(head)) {
+        snprintf(why, size, "cannot read " VMCLOCK_DEV);
+    } else if (!(le64(head + VMCLOCK_FLAGS_OFFSET) & VMCLOCK_FLAG_NOTIFY)) {
+        snprintf(why, size, VMCLOCK_DEV " has no notifications");
+    } else {
+        return fd;
+    }
+    close(fd);
+    return -1;
+}
+
+/* Sleep until the vmclock page changed since fd last read it; read it. */
+static void wait_vmclock(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    uint8_t byte;
+    int n;
+
+    do {
+        n = poll(&pfd, 1, -1);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 || !(pfd.revents & POLLIN)) {
+        die("poll() on " VMCLOCK_DEV ": %s", n < 0 ? strerror(errno) :
+            "it will not wake (no notifications)");
+    }
+    if (pread(fd, &byte, 1, 0) != 1) {
+        die("reading " VMCLOCK_DEV ": %s", strerror(errno));
+    }
+}
+
 /* The kernel's uevents (multicast group 1), or -1. */
 static int open_uevent(void)
 {
@@ -720,14 +775,19 @@ static bool wait_poll(int uevent_fd, int gpe_fd, long *count)
     return uevent || *count != prev;
 }
 
-/* src is volatile: see map_guid() */
-static void __attribute__((noreturn)) watch(const volatile uint8_t *src)
+/*
+ * src is volatile: see map_guid().  way is "vmclock", "kprobe" or "poll"
+ * to wait only that way (an error if it cannot), NULL for the best one
+ * the guest has.
+ */
+static void __attribute__((noreturn)) watch(const volatile uint8_t *src,
+                                            const char *way)
 {
     struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESETHAND };
     uint8_t cur[GUID_LEN], now[GUID_LEN];
     bool notified, changed = false;     /* GUID changed since the last one */
-    int uevent_fd = -1, gpe_fd = -1;
-    char why[512];
+    int uevent_fd = -1, gpe_fd = -1, clock_fd;
+    char why[512], why_not_clock[256];
     long count = -1;
 
     atexit(remove_trace_instance);
@@ -735,22 +795,40 @@ static void __attribute__((noreturn)) watch(const volatile uint8_t *src)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
 
-    if (open_kprobe(why, sizeof(why)) >= 0) {
+    snprintf(why_not_clock, sizeof(why_not_clock), "vmclock not asked for");
+    snprintf(why, sizeof(why), "kprobe not asked for");
+    clock_fd = way && strcmp(way, "vmclock") ? -1 :
+               open_vmclock(why_not_clock, sizeof(why_not_clock));
+    if (clock_fd < 0 && way && !strcmp(way, "vmclock")) {
+        die("cannot watch through vmclock: %s", why_not_clock);
+    }
+    if (clock_fd < 0 && (!way || !strcmp(way, "kprobe")) &&
+        open_kprobe(why, sizeof(why)) < 0 && way) {
+        die("cannot watch through a kprobe: %s", why);
+    }
+    if (clock_fd >= 0) {
+        fprintf(stderr, "vmgenid-guest: waiting in poll() on " VMCLOCK_DEV
+                "\n");
+    } else if (trace_fd >= 0) {
         fprintf(stderr, "vmgenid-guest: waiting for " NOTIFY_FUNC
-                " (kprobe, %s/trace_pipe)\n", trace_instance);
+                " (kprobe, %s/trace_pipe; %s)\n", trace_instance,
+                why_not_clock);
     } else {
         uevent_fd = open_uevent();
         gpe_fd = open(GPE_FILE, O_RDONLY | O_CLOEXEC);
         count = gpe_count(gpe_fd);
-        fprintf(stderr, "vmgenid-guest: polling every %d ms (%s)%s\n",
-                WATCH_PERIOD_MS, why, uevent_fd < 0 ? "" :
+        fprintf(stderr, "vmgenid-guest: polling every %d ms (%s; %s)%s\n",
+                WATCH_PERIOD_MS, why_not_clock, why, uevent_fd < 0 ? "" :
                 "; a uevent " UEVENT_NEW_ID " (Linux 6.8) wakes it at once");
     }
 
     read_guid(src, cur);
     print_guid(cur, false);
     for (;;) {
-        if (trace_fd >= 0) {
+        if (clock_fd >= 0) {
+            wait_vmclock(clock_fd);
+            notified = false;   /* the clock's own updates wake it too */
+        } else if (trace_fd >= 0) {
             wait_kprobe(trace_fd);
             notified = true;
         } else {
@@ -775,13 +853,15 @@ static void __attribute__((noreturn)) watch(const volatile uint8_t *src)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: vmgenid-guest [--watch]\n"
+            "Usage: vmgenid-guest [--watch[=vmclock|kprobe|poll]]\n"
             "Print the VM Generation ID GUID this guest currently sees.\n"
             "\n"
             "  --watch  keep running; print \"<unix time> <guid>\" on every\n"
-            "           change, woken by a kprobe on " NOTIFY_FUNC "\n"
-            "           (tracefs); failing that, it re-reads the GUID every\n"
-            "           %d ms (said on stderr)\n"
+            "           change, woken by poll() on " VMCLOCK_DEV " (Linux 7\n"
+            "           with QEMU's vmclock), else by a kprobe on\n"
+            "           " NOTIFY_FUNC " (tracefs); failing both, it\n"
+            "           re-reads the GUID every %d ms (said on stderr);\n"
+            "           =WAY waits that way only, or fails\n"
             "  --help   show this text\n"
             "\n"
             "It finds the GUID through ACPI (the VMGENID SSDT) or else the\n"
@@ -795,6 +875,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     bool watching = false;
+    const char *way = NULL;
     uint8_t guid[GUID_LEN];
     const volatile uint8_t *src;        /* see map_guid() */
     uint64_t addr;
@@ -805,6 +886,11 @@ int main(int argc, char **argv)
     }
     if (argc == 2 && !strcmp(argv[1], "--watch")) {
         watching = true;
+    } else if (argc == 2 && (!strcmp(argv[1], "--watch=vmclock") ||
+                             !strcmp(argv[1], "--watch=kprobe") ||
+                             !strcmp(argv[1], "--watch=poll"))) {
+        watching = true;
+        way = argv[1] + strlen("--watch=");
     } else if (argc > 1) {
         fprintf(stderr, "vmgenid-guest: unexpected argument '%s'\n", argv[1]);
         usage(stderr);
@@ -818,7 +904,7 @@ int main(int argc, char **argv)
     }
     src = map_guid(addr);
     if (watching) {
-        watch(src);
+        watch(src, way);
     }
     read_guid(src, guid);
     print_guid(guid, false);

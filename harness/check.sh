@@ -219,7 +219,7 @@ suite_docs() {
 # --- 5. real peers: Debian's Linux guests through QEMU's functional tests
 # tests/functional/ARCH/test_vmgenid.py: 6.1 on x86_64 pc/q35/microvm with
 # SeaBIOS and OVMF; 6.1 and 6.12 on aarch64 virt with AAVMF (ACPI) and
-# 6.12 booted directly (devicetree). They build their guests from Debian
+# 6.12 booted directly (devicetree); 7.2 with vmclock on all of those. They build their guests from Debian
 # packages they declare as Assets, which QEMU's download cache must hold
 # (seed_assets): nothing is downloaded while they run. Their logs go
 # where meson would put them, build/qemu/tests/functional/ARCH/.
@@ -250,20 +250,26 @@ EOF
 
 # apt_asset HASH URL DIR: download into DIR the package version that apt's
 # index gives the sha256 HASH, the package named by URL's file (NAME_VERSION_
-# ARCH.deb, without the epoch); print the file's path.
+# ARCH.deb, without the epoch); print the file's path. The host's apt
+# first (bookworm and its backports), then our own for unstable
+# (unstable_apt), where Linux 7 comes from.
 apt_asset() {
-    local hash=$1 file=${2##*/} dir=$3 pkg arch version
+    local hash=$1 file=${2##*/} dir=$3 pkg arch version conf
     file=$(printf '%b' "${file//%/\\x}")     # the URL's %XX decoded
     pkg=${file%%_*} arch=${file##*_}
     arch=${arch%.deb}
-    version=$(apt-cache show "$pkg:$arch" 2>/dev/null | awk -v h="$hash" '
-        /^Version: / { v = $2 } $1 == "SHA256:" && $2 == h { print v; exit }')
+    for conf in "${APT_CONFIG:-}" "$(unstable_apt)"; do
+        version=$(APT_CONFIG=$conf apt-cache show "$pkg:$arch" 2>/dev/null |
+            awk -v h="$hash" '/^Version: / { v = $2 }
+                              $1 == "SHA256:" && $2 == h { print v; exit }')
+        [ -z "$version" ] || break
+    done
     if [ -z "$version" ]; then
         echo "apt has no $pkg:$arch with sha256 $hash; it has:" >&2
         apt-cache show "$pkg:$arch" 2>&1 | grep -E '^(Version|SHA256):' >&2
         return 1
     fi
-    (cd "$dir" && apt-get download "$pkg:$arch=$version" 2>&1 |
+    (cd "$dir" && APT_CONFIG=$conf apt-get download "$pkg:$arch=$version" 2>&1 |
         grep -v '^W: Download is performed unsandboxed' >&2) || true
     ls "$dir/${pkg}_"*"_$arch.deb"
 }

@@ -66,3 +66,37 @@ tgit() {
     GIT_COMMITTER_DATE='2000-01-01T00:00:00Z' \
         git -C "${TREE:-$SRC}" "$@"
 }
+
+# unstable_apt: the path of an apt configuration of our own that knows
+# Debian unstable's amd64 and arm64 packages (for Linux 7, which bookworm
+# lacks), from the mirror the machine's apt uses for bookworm; its lists
+# fetched on first use. Only 'apt-get download' runs with it: it has its
+# own lists, cache and an empty dpkg status, so the host's packages and
+# apt state never change.
+unstable_apt() {
+    local dir=$BUILD/apt-unstable mirror
+    if [ ! -f "$dir/apt.conf" ]; then
+        mirror=$(bash "$ROOT/harness/deps.sh" --mirror) || return 1
+        mkdir -p "$dir"/{parts,lists/partial,cache/archives/partial}
+        : > "$dir/status"
+        echo "deb [arch=amd64,arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]" \
+             "$mirror unstable main" > "$dir/sources.list"
+        cat > "$dir/apt.conf.new" <<CONF
+Dir::Etc::SourceList "$dir/sources.list";
+Dir::Etc::SourceParts "$dir/parts";
+Dir::Etc::Preferences "$dir/preferences";
+Dir::Etc::PreferencesParts "$dir/parts";
+Dir::State::Lists "$dir/lists";
+Dir::Cache "$dir/cache";
+Dir::State::status "$dir/status";
+APT::Architectures { "amd64"; "arm64"; };
+Acquire::Languages "none";
+CONF
+        mv "$dir/apt.conf.new" "$dir/apt.conf"
+    fi
+    if ! compgen -G "$dir/lists/*_Packages*" >/dev/null; then
+        APT_CONFIG=$dir/apt.conf apt-get update -q >/dev/null 2>&1 ||
+            die "apt-get update of Debian unstable failed (see $dir/sources.list)"
+    fi
+    echo "$dir/apt.conf"
+}

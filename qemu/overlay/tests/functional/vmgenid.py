@@ -15,10 +15,10 @@
 # boot, how they find the GUID and which interrupt tells them of a
 # change; this class does the rest.
 
+import lzma
 import os
 import re
 import shlex
-import shutil
 import stat
 import subprocess
 import time
@@ -36,6 +36,17 @@ EVENT = 'VM_GENERATION_ID_CHANGED'
 NULL_GUID = str(uuid.UUID(int=0))
 TRACE = '/sys/kernel/tracing/trace'
 PANIC = 'Kernel panic - not syncing'
+
+# Linux 7's ptp_vmclock: its driver, and the page it serves to any
+# process, laid out as struct vmclock_abi (linux/vmclock-abi.h) says.
+VMCLOCK_DRIVER = '/sys/bus/platform/drivers/vmclock'
+VMCLOCK_DEV = '/dev/vmclock0'
+VMCLOCK_MAGIC = 0x4b4c4356
+VMCLOCK_SIZE = 112
+VMCLOCK_GEN_FLAGS = (1 << 8) | (1 << 9)   # counter, notification present
+
+# What vmgenid --watch writes.
+WATCH = '/tmp/watch'
 
 # Seconds: a migration, the guest's reaction to a change, and how long
 # we watch for a reaction that must not come.
@@ -84,16 +95,23 @@ def interrupt_count(name):
 
 class Notices:
     """The guest's record of changes: the count of the signal that tells
-    it of one, and of add_vmfork_randomness."""
+    it of one, and of add_vmfork_randomness; with vmclock, its
+    vm_generation_counter; with vmgenid --watch running, the lines it
+    printed."""
 
-    def __init__(self, signal, count, vmfork):
+    def __init__(self, signal, count, vmfork, counter=None, watched=None):
         self.signal = signal
         self.count = count
         self.vmfork = vmfork
+        self.counter = counter
+        self.watched = watched
 
     def __str__(self):
-        return (f'{self.signal} {self.count}, '
+        text = (f'{self.signal} {self.count}, '
                 f'add_vmfork_randomness {self.vmfork}')
+        if self.counter is not None:
+            text += f', vm_generation_counter {self.counter:#x}'
+        return text
 
 
 class VmGenIdBase(LinuxKernelTest):
@@ -115,6 +133,10 @@ class VmGenIdBase(LinuxKernelTest):
         self.require_device('vmgenid')
         self.names = {}
         self.seq = 0
+        # The VMs whose guest has vmclock with the generation counter,
+        # and those whose guest runs vmgenid --watch.
+        self.clocks = set()
+        self.watching = set()
         # Where each VM's guest found the GUID, once asked.
         self.addresses = {}
 
@@ -125,11 +147,12 @@ class VmGenIdBase(LinuxKernelTest):
         package asset, extracted into the scratch directory."""
         return self.archive_extract(asset, format='deb', member=member)
 
-    def build_initrd(self, busybox):
+    def build_initrd(self, busybox, modules=(), name='initramfs.cpio'):
         """An initramfs of the busybox in the Debian package busybox
-        (an Asset of busybox-static) and the scripts in vmgenid-guest/;
-        its path."""
-        path = self.scratch_file('initramfs.cpio')
+        (an Asset of busybox-static), the scripts in vmgenid-guest/ and
+        the kernel modules in modules (paths of .ko or .ko.xz files),
+        which /init loads; its path."""
+        path = self.scratch_file(name)
         with open(self.deb_file(busybox, 'bin/busybox'), 'rb') as f:
             binary = f.read()
         scripts = {}
@@ -137,6 +160,15 @@ class VmGenIdBase(LinuxKernelTest):
             with open(self.data_file('vmgenid-guest', name), 'rb') as f:
                 scripts[name] = f.read()
         directory, program = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o755
+        # Uncompressed: busybox's insmod need not know xz.
+        kos = []
+        for module in modules:
+            with open(module, 'rb') as f:
+                data = f.read()
+            if module.endswith('.xz'):
+                data = lzma.decompress(data)
+            base = os.path.basename(module).removesuffix('.xz')
+            kos.append((f'lib/modules/{base}', stat.S_IFREG | 0o644, data, 0))
         # The kernel opens /dev/console for /init before anything mounts
         # devtmpfs; /init makes the commands of the other applets.
         write_cpio(path, [
@@ -147,16 +179,20 @@ class VmGenIdBase(LinuxKernelTest):
             ('dev', directory, b'', 0),
             ('dev/console', stat.S_IFCHR | 0o600, b'', os.makedev(5, 1)),
             ('init', program, scripts['init'], 0),
+            ('lib', directory, b'', 0),
+            ('lib/modules', directory, b'', 0),
+            *kos,
         ])
         return path
 
     # ---------------------------------------------------------------- VMs
 
     def guest_vm(self, name, guid, kernel, initrd, append, memory,
-                 pflash=None, extra=(), incoming=False):
+                 pflash=None, extra=(), incoming=False, clock=None):
         """A guest VM, not launched; with pflash (the code and the
         varstore template of UEFI firmware) it boots through them, with
-        a varstore of its own."""
+        a varstore of its own.  With clock (the -device argument of a
+        vmclock with the generation counter) the guest has vmclock too."""
         vm = self.get_vm(name=name)
         self.names[vm] = name
         vm.set_console()
@@ -167,13 +203,18 @@ class VmGenIdBase(LinuxKernelTest):
                     '-device', f'vmgenid,id=vmgenid0,guid={guid}',
                     *extra)
         if pflash:
+            # The varstore in qcow2, so that savevm can snapshot it.
             code, template = pflash
-            varstore = self.scratch_file(f'{name}-vars.fd')
-            shutil.copyfile(template, varstore)
+            varstore = self.scratch_file(f'{name}-vars.qcow2')
+            subprocess.run([get_qemu_img(self), 'convert', '-q', '-f', 'raw',
+                            '-O', 'qcow2', template, varstore], check=True)
             vm.add_args('-drive', 'if=pflash,format=raw,unit=0,readonly=on,'
                         f'file={code}',
-                        '-drive', 'if=pflash,format=raw,unit=1,'
+                        '-drive', 'if=pflash,format=qcow2,unit=1,'
                         f'file={varstore}')
+        if clock:
+            vm.add_args('-device', clock)
+            self.clocks.add(vm)
         if incoming:
             vm.add_args('-incoming', 'defer')
         return vm
@@ -255,12 +296,76 @@ class VmGenIdBase(LinuxKernelTest):
     def notices(self, vm):
         signal, count = self.signal(vm)
         out = self.guest_ok(vm, f'echo "count=$({count}) '
-                            f'vmfork=$(grep -c vmfork: {TRACE})"')
-        found = re.search(r'count=\s*(\d+).*vmfork=(\d+)', out)
+                            f'vmfork=$(grep -c vmfork: {TRACE}) '
+                            f'watched=$(cat {WATCH}.log 2>/dev/null | wc -l)"')
+        found = re.search(r'count=\s*(\d+).*vmfork=(\d+) watched=\s*(\d+)',
+                          out)
         self.assertIsNotNone(found, f'{self.names[vm]}: cannot read the '
                              f'count of {signal} and of the '
                              f'add_vmfork_randomness kprobe: {out}')
-        return Notices(signal, int(found.group(1)), int(found.group(2)))
+        counter = None
+        if vm in self.clocks:
+            counter = int.from_bytes(self.clock_page(vm)[104:112], 'little')
+        return Notices(signal, int(found.group(1)), int(found.group(2)),
+                       counter, int(found.group(3)))
+
+    def clock_page(self, vm):
+        """The vmclock page as any process of the guest reads it from
+        /dev/vmclock0 (ptp_vmclock copies it out by its seq_count
+        protocol, the same page it maps with mmap)."""
+        out = self.guest_ok(vm, f'od -An -tx1 -v -N {VMCLOCK_SIZE} '
+                            f'{VMCLOCK_DEV}')
+        page = bytes.fromhex(''.join(out.split()))
+        self.assertEqual(len(page), VMCLOCK_SIZE,
+                         f'{self.names[vm]}: {VMCLOCK_DEV} gave {out!r}')
+        return page
+
+    def assert_vmclock(self, vm, what):
+        """The guest's ptp_vmclock is bound and serves /dev/vmclock0, a
+        vmclock page that has the generation counter and notifications."""
+        status, out = self.guest_run(vm, f'ls {VMCLOCK_DRIVER}; '
+                                     f'test -c {VMCLOCK_DEV}')
+        self.assertEqual(status, 0, f'{what}: no ptp_vmclock driver or no '
+                         f'{VMCLOCK_DEV}: {out}')
+        page = self.clock_page(vm)
+        magic = int.from_bytes(page[0:4], 'little')
+        flags = int.from_bytes(page[24:32], 'little')
+        self.assertEqual(magic, VMCLOCK_MAGIC, f'{what}: vmclock magic')
+        self.assertEqual(flags & VMCLOCK_GEN_FLAGS, VMCLOCK_GEN_FLAGS,
+                         f'{what}: vmclock flags {flags:#x} lack the '
+                         'generation counter or the notification')
+
+    def start_watch(self, vm, what):
+        """vmgenid --watch in the background of the guest, printing to
+        /tmp/watch.log; it waits in poll() on /dev/vmclock0 where the
+        guest has vmclock, else on the kprobe."""
+        self.guest_ok(vm, f'vmgenid --watch {self.address(vm):#x} '
+                      f'> {WATCH}.log 2> {WATCH}.err & '
+                      f'echo $! > {WATCH}.pid')
+        self.guest_ok(vm, 'for i in $(seq 50); do '
+                      f'[ -s {WATCH}.log ] && break; sleep 0.2; done')
+        err = self.guest_ok(vm, f'cat {WATCH}.err')
+        way = ('waiting in poll() on /dev/vmclock0' if vm in self.clocks
+               else 'waiting for add_vmfork_randomness (kprobe')
+        self.assertIn(way, err, f'{what}: vmgenid --watch does not wait '
+                      f'as expected ({way}): {err}')
+        self.watching.add(vm)
+
+    def stop_watch(self, vm):
+        self.guest_ok(vm, f'kill $(cat {WATCH}.pid); rm {WATCH}.log')
+        self.watching.discard(vm)
+
+    def assert_watched(self, vm, before, guid, what):
+        """vmgenid --watch woke after before and printed guid last."""
+        for _ in range(30):
+            lines = self.guest_ok(vm, f'cat {WATCH}.log').split()
+            if len(lines) > before.watched and lines[-1] == guid:
+                return
+            time.sleep(0.3)
+        _, err = self.guest_run(vm, f'cat {WATCH}.err; ps')
+        self.fail(f'{what}: vmgenid --watch did not wake to print {guid} '
+                  f'(it printed {lines[before.watched:]}); its stderr and '
+                  f'ps: {err}')
 
     def assert_driver_bound(self, vm):
         """The kernel's vmgenid driver is bound to the device."""
@@ -340,13 +445,16 @@ class VmGenIdBase(LinuxKernelTest):
         vm.cmd('migrate', uri=f'file:{path}')
         self.wait_migration(vm)
 
-    def restore(self, path, *vms, addr=None, held=None):
+    def restore(self, path, *vms, addr=None, held=None, like=None):
         """Load the state in path into each of the -incoming defer vms.
         The state was saved paused, so they stay paused until cont.  With
         addr: check first that guest memory at addr still holds held, the
         GUID the saved guest was told of (QEMU writes a new one only when
-        it tells the guest), and that no VM_GENERATION_ID_CHANGED came."""
+        it tells the guest), and that no VM_GENERATION_ID_CHANGED came.
+        like is the saved VM: a vmgenid --watch it ran runs on in them."""
         for vm in vms:
+            if like in self.watching:
+                self.watching.add(vm)
             vm.cmd('migrate-incoming', uri=f'file:{path}')
         self.wait_migration(*vms)
         for vm in vms:
@@ -360,6 +468,21 @@ class VmGenIdBase(LinuxKernelTest):
                 self.assertEqual(self.events(vm), [], f'{name}: {EVENT} '
                                  f'before cont')
             vm.cmd('cont')
+
+    def move(self, vm, incoming, held, *targets):
+        """Save vm to a file, end it and restore the file into a QEMU
+        incoming(name, guid, vm) for each (name, guid) of targets, with
+        restore's checks that guest memory still holds held.  Returns
+        the guest's notices from before the save and the new VMs, which
+        run."""
+        addr = self.address(vm)
+        before = self.notices(vm)
+        state = self.scratch_file(f'{self.names[vm]}.state')
+        self.save(vm, state)
+        vm.shutdown()
+        new = [incoming(name, guid, vm) for name, guid in targets]
+        self.restore(state, *new, addr=addr, held=held, like=vm)
+        return before, new
 
     # ---------------------------------------------------------- asserts
 
@@ -401,14 +524,21 @@ class VmGenIdBase(LinuxKernelTest):
                          f'{what}: {EVENT}')
         more = self.events(vm)
         self.assertEqual(more, [], f'{what}: more than one {EVENT}')
+        # vmclock shows the new generation before either notification.
+        if after.counter is not None:
+            self.assertNotEqual(after.counter, before.counter,
+                                f'{what}: vm_generation_counter did not '
+                                f'move ({before} -> {after})')
+        if vm in self.watching:
+            self.assert_watched(vm, before, guid, what)
 
     def assert_quiet(self, vm, before, what):
         """For SETTLE seconds the guest hears nothing and QEMU emits no
         VM_GENERATION_ID_CHANGED."""
         time.sleep(SETTLE)
         after = self.notices(vm)
-        self.assertEqual((after.count, after.vmfork),
-                         (before.count, before.vmfork),
+        self.assertEqual((after.count, after.vmfork, after.counter),
+                         (before.count, before.vmfork, before.counter),
                          f'{what}: the guest was notified ({before} -> '
                          f'{after})')
         self.assertEqual(self.events(vm), [], f'{what}: unexpected {EVENT}')
@@ -428,20 +558,12 @@ class VmGenIdBase(LinuxKernelTest):
     def check_set(self, vm, what, watch=False, again=True):
         """
         set-vm-generation-id on a running guest notifies it at once
-        (reason set).  With watch, vmgenid --watch, waiting on the
-        kprobe, shows the new GUID.  With again, setting the same value
+        (reason set).  With watch, vmgenid --watch runs meanwhile and
+        must show the new GUID.  With again, setting the same value
         once more does nothing.  Returns the GUID set.
         """
         if watch:
-            self.guest_ok(vm, f'vmgenid --watch {self.address(vm):#x} '
-                          '> /tmp/watch.log 2> /tmp/watch.err & '
-                          'echo $! > /tmp/watch.pid')
-            self.guest_ok(vm, 'for i in $(seq 50); do '
-                          '[ -s /tmp/watch.log ] && break; sleep 0.2; done')
-            err = self.guest_ok(vm, 'cat /tmp/watch.err')
-            self.assertIn('waiting for add_vmfork_randomness (kprobe', err,
-                          f'{what}: vmgenid --watch does not wait on the '
-                          f'kprobe: {err}')
+            self.start_watch(vm, what)
         before = self.notices(vm)
         self.events(vm)
         guid = new_guid()
@@ -453,17 +575,7 @@ class VmGenIdBase(LinuxKernelTest):
         self.assert_guid(vm, guid, f'{what}: set-vm-generation-id while '
                          'running')
         if watch:
-            for _ in range(30):
-                watched = self.guest_ok(vm, 'cat /tmp/watch.log')
-                if any(line.split()[-1:] == [guid]
-                       for line in watched.splitlines()):
-                    break
-                time.sleep(0.3)
-            else:
-                _, err = self.guest_run(vm, 'cat /tmp/watch.err; ps')
-                self.fail(f'{what}: vmgenid --watch did not print '
-                          f'{guid}: {watched}; its stderr and ps: {err}')
-            self.guest_ok(vm, 'kill $(cat /tmp/watch.pid)')
+            self.stop_watch(vm)
         if again:
             before = self.notices(vm)
             vm.cmd('set-vm-generation-id', guid=guid)
@@ -502,35 +614,20 @@ class VmGenIdBase(LinuxKernelTest):
         QEMU that waits for the state of the VM like.
         """
         fixed2 = new_guid()
-        addr = self.address(vm)
-        before = self.notices(vm)
-        held = self.qmp_guid(vm)
-        state = self.scratch_file('fixed.state')
-        self.save(vm, state)
-        vm.shutdown()
-        new = incoming('new', fixed2, vm)
-        self.restore(state, new, addr=addr, held=held)
+        before, (new,) = self.move(vm, incoming, self.qmp_guid(vm),
+                                   ('new', fixed2))
         self.assert_guid(new, fixed2, 'restore into another guid=UUID')
         self.assert_notified(new, before, fixed2, 'migration',
                              'restore into another guid=UUID')
 
-        before = self.notices(new)
-        self.save(new, state)
-        new.shutdown()
-        same = incoming('same', fixed2, new)
-        self.restore(state, same, addr=addr, held=fixed2)
+        before, (same,) = self.move(new, incoming, fixed2, ('same', fixed2))
         self.assert_guid(same, fixed2, 'restore into the same guid=UUID')
         self.assert_quiet(same, before, 'restore into the same guid=UUID')
         same.shutdown()
 
-        addr = self.address(auto)
-        before = self.notices(auto)
-        state = self.scratch_file('auto.state')
-        self.save(auto, state)
-        auto.shutdown()
-        first = incoming('auto1', 'auto', auto)
-        second = incoming('auto2', 'auto', auto)
-        self.restore(state, first, second, addr=addr, held=saved)
+        before, (first, second) = self.move(auto, incoming, saved,
+                                            ('auto1', 'auto'),
+                                            ('auto2', 'auto'))
         guid1 = self.assert_new_guid(first, [saved],
                                      'first guid=auto restore')
         guid2 = self.assert_new_guid(second, [saved, guid1],
@@ -539,3 +636,33 @@ class VmGenIdBase(LinuxKernelTest):
                              'first guid=auto restore')
         self.assert_notified(second, before, guid2, 'migration',
                              'second guid=auto restore')
+
+    def check_generations(self, vm, what, incoming):
+        """
+        A guid=auto guest of Linux 7 with vmclock: the vmgenid driver and
+        ptp_vmclock are bound and /dev/vmclock0 has the counter.  With
+        vmgenid --watch waiting in poll() on /dev/vmclock0 throughout,
+        set-vm-generation-id, loadvm and a restore each give the guest a
+        new GUID, move vm_generation_counter, notify it and wake the
+        watch; the same GUID set again moves nothing.  incoming(name,
+        guid, like) starts a QEMU that waits for the state of the VM like.
+        """
+        self.assert_driver_bound(vm)
+        self.assert_vmclock(vm, what)
+        guid = self.assert_auto_boot(vm, f'{what}: boot with guid=auto')
+        self.start_watch(vm, what)
+        guid = self.check_set(vm, what)
+
+        self.assertEqual(self.hmp(vm, 'savevm s1'), '')
+        before = self.notices(vm)
+        self.events(vm)
+        self.assertEqual(self.hmp(vm, 'loadvm s1'), '')
+        loaded = self.assert_new_guid(vm, [guid], f'{what}: loadvm')
+        self.assert_notified(vm, before, loaded, 'snapshot-load',
+                             f'{what}: loadvm')
+
+        before, (restored,) = self.move(vm, incoming, loaded,
+                                        ('restored', 'auto'))
+        guid = self.assert_new_guid(restored, [loaded], f'{what}: restore')
+        self.assert_notified(restored, before, guid, 'migration',
+                             f'{what}: restore')

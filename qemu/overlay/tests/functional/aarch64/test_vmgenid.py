@@ -7,7 +7,8 @@
 #
 # The guests (see vmgenid.py) are two of Debian 12's kernels, Linux 6.1
 # (whose driver knows only ACPI) and 6.12 from bookworm-backports (whose
-# driver knows the devicetree binding too), with an initramfs of
+# driver knows the devicetree binding too), and Debian's Linux 7.2 (its
+# cloud flavour, from unstable) with vmclock, with an initramfs of
 # Debian's busybox.  They read the GUID where the VMGENID SSDT's VGIA
 # says with ACPI, else where the reg of the devicetree node compatible
 # with "microsoft,vmgenid" says.
@@ -94,6 +95,15 @@ class VmGenIdTest(VmGenIdBase):
          'linux-image-6.12.95%2Bdeb12-arm64_6.12.95-1~bpo12%2B1_arm64.deb'),
         '08f6c01d4c68c5136106f51302d1b564f40325be2b6bfada71269929e9b5b336')
 
+    # Linux 7.2 from unstable, whose Release file of 2026-10-30 08:08 UTC
+    # listed it; its config has CONFIG_VMGENID=y and
+    # CONFIG_PTP_1588_CLOCK_VMCLOCK=y.
+    ASSET_KERNEL_7 = Asset(
+        ('https://snapshot.debian.org/archive/debian/'
+         '20261030T080801Z/pool/main/l/linux-signed-arm64/'
+         'linux-binary-7.2.13%2Bdeb14-cloud-arm64_7.2.13-1_arm64.deb'),
+        '6468b94955d8b5e8a2b3b36a826851ad0aa431c7340f6401e20b065dc08e4f5d')
+
     ASSET_BUSYBOX = Asset(
         ('https://snapshot.debian.org/archive/debian/'
          '20260712T000000Z/pool/main/b/busybox/'
@@ -103,7 +113,9 @@ class VmGenIdTest(VmGenIdBase):
     # Each series' package and its kernel in it.
     KERNELS = {'6.1': (ASSET_KERNEL_61, 'boot/vmlinuz-6.1.0-50-arm64'),
                '6.12': (ASSET_KERNEL_612,
-                        'boot/vmlinuz-6.12.95+deb12-arm64')}
+                        'boot/vmlinuz-6.12.95+deb12-arm64'),
+               '7.2': (ASSET_KERNEL_7,
+                       'usr/lib/modules/7.2.13+deb14-cloud-arm64/vmlinuz')}
 
     def setUp(self):
         super().setUp()
@@ -118,7 +130,8 @@ class VmGenIdTest(VmGenIdBase):
 
     def make_vm(self, name, guid, kernel, guest, extra=(), incoming=False):
         """A guest VM, not launched: with guest.acpi through AAVMF, else
-        booted directly."""
+        booted directly.  Linux 7.2 gets a vmclock, whose generation
+        counter is on by default on virt."""
         # The devicetree driver claims the page, which a strict /dev/mem
         # then refuses to map.
         append = 'console=ttyAMA0 quiet' + ('' if guest.acpi else
@@ -126,7 +139,8 @@ class VmGenIdTest(VmGenIdBase):
         vm = self.guest_vm(name, guid, self.kernel(kernel), self.initrd,
                            append, '512M',
                            pflash=AAVMF if guest.acpi else None,
-                           extra=extra, incoming=incoming)
+                           extra=extra, incoming=incoming,
+                           clock='vmclock' if kernel == '7.2' else None)
         self.guests[vm] = guest
         self.kernel_of[vm] = kernel
         return vm
@@ -234,6 +248,25 @@ class VmGenIdTest(VmGenIdBase):
         fixed = self.check_set(vm, 'devicetree', watch=True)
         saved = self.check_loadvm(vm, auto, fixed)
         self.check_restores(vm, auto, saved, self.start_incoming)
+
+    def test_linux7_devicetree(self):
+        """Linux 7.2 booted directly, vmgenid and vmclock found in the
+        devicetree: check_generations."""
+        vm = self.make_vm('default', 'auto', '7.2', DT_612,
+                          extra=self.snapshot_drive('default'))
+        self.launch(vm)
+        self.check_generations(vm, 'devicetree, Linux 7.2',
+                               self.start_incoming)
+
+    def test_linux7_acpi(self):
+        """Linux 7.2 through AAVMF, vmgenid and vmclock found through
+        ACPI and told through the GED: check_generations."""
+        if not all(os.path.exists(f) for f in AAVMF):
+            self.skipTest(f'AAVMF not found: {", ".join(AAVMF)}')
+        vm = self.make_vm('default', 'auto', '7.2', ACPI_612,
+                          extra=self.snapshot_drive('default'))
+        self.launch(vm)
+        self.check_generations(vm, 'ACPI, Linux 7.2', self.start_incoming)
 
     def test_acpi(self):
         """

@@ -6,7 +6,10 @@
 #
 # The guest (see vmgenid.py) is Debian 12's Linux 6.1 with an initramfs
 # of Debian's busybox; it reads the GUID where the VMGENID SSDT's VGIA
-# says.
+# says.  Debian's Linux 7.2 (its cloud flavour, from unstable) also
+# boots with vmclock on each machine: its ptp_vmclock driver serves the
+# vmclock page as /dev/vmclock0, whose vm_generation_counter must move
+# exactly when the GUID does, and whose poll() must wake then.
 #
 # A change of generation reaches the guest as GPE 5 on pc and q35
 # (counted in /sys/firmware/acpi/interrupts/gpe05) and as the interrupt
@@ -54,6 +57,24 @@ class VmGenIdTest(VmGenIdBase):
         '7b5597492a0a65aee61985a492e6bcc3f2cde830072a0e3b3d8c7e1b90279bd3')
     KERNEL = 'boot/vmlinuz-6.1.0-50-amd64'
 
+    # Linux 7.2 from unstable, whose Release file of 2026-10-30 08:08 UTC
+    # listed it.  Its config has CONFIG_VMGENID=y and
+    # CONFIG_PTP_1588_CLOCK_VMCLOCK=m: the module comes from its own
+    # package.
+    ASSET_KERNEL_7 = Asset(
+        ('https://snapshot.debian.org/archive/debian/'
+         '20261030T080801Z/pool/main/l/linux-signed-amd64/'
+         'linux-binary-7.2.13%2Bdeb14-cloud-amd64_7.2.13-1_amd64.deb'),
+        '03e41f1c34c16583462f029e81944a85ebcdb78098c258dedfa1cfdd680a27f8')
+    ASSET_MODULES_7 = Asset(
+        ('https://snapshot.debian.org/archive/debian/'
+         '20261030T080801Z/pool/main/l/linux/'
+         'linux-modules-7.2.13%2Bdeb14-cloud-amd64_7.2.13-1_amd64.deb'),
+        '97d79546041e3fdfb44dccff180938894d1bf8eb298f091f88539c1b37080bef')
+    KERNEL_7 = 'usr/lib/modules/7.2.13+deb14-cloud-amd64/vmlinuz'
+    VMCLOCK_7 = ('usr/lib/modules/7.2.13+deb14-cloud-amd64/kernel/drivers/'
+                 'ptp/ptp_vmclock.ko.xz')
+
     ASSET_BUSYBOX = Asset(
         ('https://snapshot.debian.org/archive/debian/'
          '20260712T000000Z/pool/main/b/busybox/'
@@ -64,20 +85,38 @@ class VmGenIdTest(VmGenIdBase):
         super().setUp()
         self.kernel = self.deb_file(self.ASSET_KERNEL, self.KERNEL)
         self.initrd = self.build_initrd(self.ASSET_BUSYBOX)
+        self.guest7 = None
 
     # ---------------------------------------------------------------- VMs
 
     def make_vm(self, name, guid, firmware='seabios', append='',
-                extra=(), incoming=False):
+                extra=(), incoming=False, linux7=False):
         """A guest VM, not launched.  self.machine is pc, q35 or microvm
         (whose default firmware with ACPI is SeaBIOS too).  PAT is off
         (nopat): the guest's devmem maps the GUID's page uncached, which
-        PAT would refuse next to the driver's write-back mapping."""
-        return self.guest_vm(name, guid, self.kernel, self.initrd,
+        PAT would refuse next to the driver's write-back mapping.  With
+        linux7, Linux 7.2 and a vmclock with the generation counter: on
+        pc and q35 it is off unless asked for, on microvm on by default."""
+        kernel, initrd, clock = self.kernel, self.initrd, None
+        if linux7:
+            kernel, initrd = self.linux7()
+            clock = ('vmclock' if self.machine == 'microvm' else
+                     'vmclock,vm-generation-counter=on')
+        return self.guest_vm(name, guid, kernel, initrd,
                              f'console=ttyS0 quiet nopat {append}'.strip(),
                              '256M',
                              pflash=OVMF if firmware == 'ovmf' else None,
-                             extra=extra, incoming=incoming)
+                             extra=extra, incoming=incoming, clock=clock)
+
+    def linux7(self):
+        """Linux 7.2 and an initramfs with its ptp_vmclock module, made
+        when a test first needs them."""
+        if not self.guest7:
+            module = self.deb_file(self.ASSET_MODULES_7, self.VMCLOCK_7)
+            self.guest7 = (self.deb_file(self.ASSET_KERNEL_7, self.KERNEL_7),
+                           self.build_initrd(self.ASSET_BUSYBOX, [module],
+                                             'initramfs-7.cpio'))
+        return self.guest7
 
     def start(self, name, guid, **kwargs):
         vm = self.make_vm(name, guid, **kwargs)
@@ -109,6 +148,9 @@ class VmGenIdTest(VmGenIdBase):
         return 'gpe05', f'cat {GPE}'
 
     def driver(self, vm):
+        # Linux 7's driver is a platform driver, bound to the ACPI device.
+        if vm in self.clocks:
+            return '/sys/bus/platform/drivers/vmgenid', 'QEMUVGID:00'
         return DRIVER, 'QEMUVGID:00'
 
     def guid_address(self, vm):
@@ -205,6 +247,30 @@ class VmGenIdTest(VmGenIdBase):
         # Hardware-reduced ACPI, built by SeaBIOS's microvm build: the
         # GUID is found as on pc and q35, a change signalled by the GED.
         self.check_boot_and_restore('seabios', append, set_guid=True)
+
+    def check_linux7(self, append=''):
+        """Linux 7.2 with vmclock on self.machine: check_generations."""
+        opts = {'append': append, 'linux7': True}
+        vm = self.make_vm('default', 'auto', extra=self.snapshot_drive('d'),
+                          **opts)
+        self.launch(vm)
+
+        def incoming(name, guid, like):
+            return self.start_incoming(name, guid, **opts)
+        self.check_generations(vm, f'{self.machine}, Linux 7.2', incoming)
+
+    def test_linux7_pc(self):
+        self.set_machine('pc')
+        self.check_linux7()
+
+    def test_linux7_q35(self):
+        self.set_machine('q35')
+        self.check_linux7()
+
+    def test_linux7_microvm(self):
+        self.set_machine('microvm')
+        # See test_microvm.
+        self.check_linux7('tsc_early_khz=2000000' if ACCEL == 'tcg' else '')
 
     def test_set_vm_generation_id(self):
         """
