@@ -1069,6 +1069,11 @@ int main(int argc, char **argv)
         g_test_skip("this QEMU has no vmgenid device");
         return g_test_run();
     }
+    if (!qtest_has_accel("tcg")) {
+        /* Firmware and the sequences' guest run; qtest alone cannot. */
+        g_test_skip("this QEMU has no TCG, which the cases run on");
+        return g_test_run();
+    }
     arm = qtest_has_machine("virt");
     vm_setup(arm);
 
