@@ -109,16 +109,32 @@ static const Refusal refusals[] = {
 #define UPSTREAM    "VMGENID_TEST_UPSTREAM_QEMU"
 
 static const Machine machines[] = {
-    { "pc", PC, "", 0, 0xafe0, 0x604, 0x59, 0x72, 0, "PIIX4_PM.disable_s3=0",
-      1 << 3 | 3, 0x80, 0x01, "-device i6300esb",
-      .upstream = { "pc-i440fx-9.2", "pc" } },
-    { "q35", PC, "", 0, 0x620, 0x604, 0x90, 0x9d, 0x9e,
-      "ICH9-LPC.disable_s3=0", 0x1f << 3, 0x44, 0x80, "-device i6300esb",
-      "x86_64", "pc-q35-10.2", { "pc-q35-10.1", "pc-q35-10.2", "q35" } },
-    { "microvm", MICROVM, "", .extra = "-device virtio-rng-device" },
-    { "virt", VIRT, "-cpu cortex-a57", 0x40000000,
-      .extra = "-device virtio-rng-pci", .uefi_arch = "aarch64",
-      .uefi_type = "virt-10.2" },
+    {
+        .name = "pc", .kind = PC, .args = "",
+        .gpe0_sts = 0xafe0, .pm1_cnt = 0x604,
+        .pam0 = 0x59, .smram = 0x72,
+        .s3_global = "PIIX4_PM.disable_s3=0",
+        .pm_devfn = 1 << 3 | 3, .pm_enable_reg = 0x80, .pm_enable = 0x01,
+        .extra = "-device i6300esb",
+        .upstream = { "pc-i440fx-9.2", "pc" },
+    }, {
+        .name = "q35", .kind = PC, .args = "",
+        .gpe0_sts = 0x620, .pm1_cnt = 0x604,
+        .pam0 = 0x90, .smram = 0x9d, .esmramc = 0x9e,
+        .s3_global = "ICH9-LPC.disable_s3=0",
+        .pm_devfn = 0x1f << 3, .pm_enable_reg = 0x44, .pm_enable = 0x80,
+        .extra = "-device i6300esb",
+        .uefi_arch = "x86_64", .uefi_type = "pc-q35-10.2",
+        .upstream = { "pc-q35-10.1", "pc-q35-10.2", "q35" },
+    }, {
+        .name = "microvm", .kind = MICROVM, .args = "",
+        .extra = "-device virtio-rng-device",
+    }, {
+        .name = "virt", .kind = VIRT, .args = "-cpu cortex-a57",
+        .ram = 0x40000000,
+        .extra = "-device virtio-rng-pci",
+        .uefi_arch = "aarch64", .uefi_type = "virt-10.2",
+    },
 };
 
 /* Run QEMU with @args to its end; its exit status, its output in @text. */
