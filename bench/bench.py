@@ -43,6 +43,7 @@ from console import (ACCEL, APPEND, GUEST, GUID, KERNEL, KERNEL7,  # noqa: E402
 
 FIRST_LINE = re.compile(rf'^({GUID})$')            # the watcher's first line
 CHANGE_LINE = re.compile(rf'(\d+\.\d{{3}}) ({GUID})$')  # each change after
+GEN_LINE = re.compile(r'^generation (\d+)$')     # --watch=vmclock, through mmap
 # How the watcher says it waits; anything but an event is refused here.
 WAKE_LINE = re.compile(r'^vmgenid-guest: (waiting for|waiting in|polling every) (.*)$')
 BOOT_TIMEOUT = 240
@@ -250,7 +251,10 @@ class Bench:
             for run in range(self.args.runs):
                 for way in ('kprobe', 'vmclock') if run % 2 else ('vmclock', 'kprobe'):
                     try:
+                        mark = g.console.mark()
                         start_watcher(g.console, way)
+                        if way == 'vmclock':
+                            gen = g.console.wait(GEN_LINE, mark, 30)[2].group(1)
                         self.pause()
                         new = str(uuid.uuid4())
                         mark = g.console.mark()
@@ -258,6 +262,10 @@ class Bench:
                         g.cmd('set-vm-generation-id', guid=new)
                         self.record(f'latency/set/linux7-{way}',
                                     seen(g.console, mark, new) - t)
+                        # The counter, read through mmap, moved with it.
+                        if way == 'vmclock' and g.console.wait(
+                                GEN_LINE, mark, 10)[2].group(1) == gen:
+                            raise GuestError(f'vm_generation_counter stayed {gen}')
                         stop_watcher(g.console)
                     except Exception as e:  # noqa: BLE001
                         self.failed(f'Linux 7 {way}, run {run + 1}', e)

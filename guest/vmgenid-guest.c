@@ -42,8 +42,11 @@
 #define NOTIFY_FUNC     "add_vmfork_randomness"
 #define UEVENT_NEW_ID   "NEW_VMGENID=1"
 #define VMCLOCK_DEV     "/dev/vmclock0"
-/* struct vmclock_abi (linux/vmclock-abi.h): flags, and the one we need */
+/* struct vmclock_abi (linux/vmclock-abi.h): the fields we read */
+#define VMCLOCK_SEQ_OFFSET     12
 #define VMCLOCK_FLAGS_OFFSET   24
+#define VMCLOCK_GEN_OFFSET     104
+#define VMCLOCK_FLAG_GEN       (1ULL << 8)
 #define VMCLOCK_FLAG_NOTIFY    (1ULL << 9)
 #define ACPI_HEADER_LEN 36
 #define GUID_OFFSET     40
@@ -686,6 +689,55 @@ static int open_vmclock(char *why, size_t size)
     return -1;
 }
 
+/* A little-endian number of @n bytes that the host may rewrite. */
+static uint64_t volatile_le(const volatile uint8_t *p, int n)
+{
+    uint64_t v = 0;
+
+    while (n--) {
+        v = v << 8 | p[n];
+    }
+    return v;
+}
+
+/*
+ * vm_generation_counter from the vmclock page mapped at @page, by the
+ * page's seq_count protocol: odd while QEMU updates the page, and changed
+ * if it did while we read.
+ */
+static uint64_t read_generation(const volatile uint8_t *page)
+{
+    uint32_t seq;
+    uint64_t gen;
+
+    do {
+        seq = volatile_le(page + VMCLOCK_SEQ_OFFSET, 4);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        gen = volatile_le(page + VMCLOCK_GEN_OFFSET, 8);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    } while ((seq & 1) || seq != volatile_le(page + VMCLOCK_SEQ_OFFSET, 4));
+    return gen;
+}
+
+/*
+ * The vmclock page of @fd mapped as any process may map it, if it has the
+ * generation counter; NULL otherwise.
+ */
+static const volatile uint8_t *map_vmclock(int fd)
+{
+    void *p = mmap(NULL, sysconf(_SC_PAGE_SIZE), PROT_READ, MAP_SHARED, fd, 0);
+    const volatile uint8_t *page = p;
+
+    if (p == MAP_FAILED) {
+        return NULL;
+    }
+    if (!(volatile_le(page + VMCLOCK_FLAGS_OFFSET, 8) & VMCLOCK_FLAG_GEN)) {
+        munmap(p, sysconf(_SC_PAGE_SIZE));
+        return NULL;
+    }
+    return page;
+}
+
 /* Sleep until the vmclock page changed since fd last read it; read it. */
 static void wait_vmclock(int fd)
 {
@@ -788,6 +840,8 @@ static void __attribute__((noreturn)) watch(const volatile uint8_t *src,
     bool notified, changed = false;     /* GUID changed since the last one */
     int uevent_fd = -1, gpe_fd = -1, clock_fd;
     char why[512], why_not_clock[256];
+    const volatile uint8_t *clock = NULL;
+    uint64_t gen = 0, new_gen;
     long count = -1;
 
     atexit(remove_trace_instance);
@@ -807,8 +861,10 @@ static void __attribute__((noreturn)) watch(const volatile uint8_t *src,
         die("cannot watch through a kprobe: %s", why);
     }
     if (clock_fd >= 0) {
+        clock = map_vmclock(clock_fd);
         fprintf(stderr, "vmgenid-guest: waiting in poll() on " VMCLOCK_DEV
-                "\n");
+                "%s\n", clock ? "; its generation counter through mmap" :
+                "");
     } else if (trace_fd >= 0) {
         fprintf(stderr, "vmgenid-guest: waiting for " NOTIFY_FUNC
                 " (kprobe, %s/trace_pipe; %s)\n", trace_instance,
@@ -824,6 +880,11 @@ static void __attribute__((noreturn)) watch(const volatile uint8_t *src,
 
     read_guid(src, cur);
     print_guid(cur, false);
+    if (clock) {
+        gen = read_generation(clock);
+        printf("generation %" PRIu64 "\n", gen);
+        fflush(stdout);
+    }
     for (;;) {
         if (clock_fd >= 0) {
             wait_vmclock(clock_fd);
@@ -839,6 +900,12 @@ static void __attribute__((noreturn)) watch(const volatile uint8_t *src,
             memcpy(cur, now, GUID_LEN);
             print_guid(cur, true);
             changed = true;
+        }
+        new_gen = clock ? read_generation(clock) : gen;
+        if (new_gen != gen) {
+            gen = new_gen;
+            printf("generation %" PRIu64 "\n", gen);
+            fflush(stdout);
         }
         if (notified) {
             if (!changed) {
@@ -861,7 +928,9 @@ static void usage(FILE *f)
             "           with QEMU's vmclock), else by a kprobe on\n"
             "           " NOTIFY_FUNC " (tracefs); failing both, it\n"
             "           re-reads the GUID every %d ms (said on stderr);\n"
-            "           =WAY waits that way only, or fails\n"
+            "           =WAY waits that way only, or fails; through\n"
+            "           vmclock it also prints \"generation <n>\", the\n"
+            "           page's vm_generation_counter, on each change\n"
             "  --help   show this text\n"
             "\n"
             "It finds the GUID through ACPI (the VMGENID SSDT) or else the\n"
