@@ -111,14 +111,15 @@ suite_tree() {
 # sequences, from a seed of its own each run (the test's defaults, one
 # deep, one sequence, a fixed seed, are for QEMU's CI); i386 runs the
 # device and machine code of x86_64, built for another target: one deep.
-SEQ_SEED=${VMGENID_SEQ_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+# (Exported: the cases run in processes of their own, through xargs.)
+VMGENID_SEQ_SEED=${VMGENID_SEQ_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+export VMGENID_SEQ_SEED
 qtest() {
     local arch=$1 depth=${VMGENID_SEQ_DEPTH:-2}
     shift
     [ -n "${VMGENID_SEQ_DEPTH:-}" ] || [ "$arch" != i386 ] || depth=1
     (cd "$OBJ" && export VMGENID_SEQ_DEPTH=$depth \
-        VMGENID_SEQ_RANDOM=${VMGENID_SEQ_RANDOM:-3} \
-        VMGENID_SEQ_SEED=$SEQ_SEED &&
+        VMGENID_SEQ_RANDOM=${VMGENID_SEQ_RANDOM:-3} &&
         QTEST_QEMU_BINARY=./qemu-system-$arch \
         QTEST_QEMU_IMG=./qemu-img G_TEST_SRCDIR="$SRC/tests/qtest" \
         VMGENID_TEST_UPSTREAM_QEMU="$BUILD/upstream/qemu-system-x86_64" \
