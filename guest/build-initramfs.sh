@@ -13,9 +13,10 @@
 # architecture, statically) and our /init; the amd64 one also Linux 7's
 # ptp_vmclock module (which /init loads when that kernel runs).  Linux 7
 # comes from Debian unstable, through an apt configuration of our own
-# (harness/common.sh: unstable_apt) that leaves the host's apt as it is.  The arm64 kernels are the
-# uncompressed Image with its EFI stub that Debian ships as vmlinuz, which
-# QEMU's -kernel boots directly or through the firmware.
+# (harness/common.sh: unstable_apt) that leaves the host's apt as it is.
+# The arm64 kernels are the uncompressed Image with its EFI stub that
+# Debian ships as vmlinuz, which QEMU's -kernel boots directly or through
+# the firmware.
 #
 #   guest/build-initramfs.sh [ARCH...]   (amd64, arm64; both by default)
 #

@@ -507,9 +507,9 @@ static void print_guid(const uint8_t *g, bool stamped)
  * nothing).
  *
  * Without /dev/vmclock0, tracefs, kprobes or the driver it polls: it
- * re-reads the GUID every WATCH_PERIOD_MS, and says so.  A uevent with NEW_VMGENID=1 then
- * wakes it at once; but only Linux 6.8 sends one (6.9 reverted it), so
- * that alone cannot be waited for.
+ * re-reads the GUID every WATCH_PERIOD_MS, and says so.  A uevent with
+ * NEW_VMGENID=1 then wakes it at once; but only Linux 6.8 sends one (6.9
+ * reverted it), so that alone cannot be waited for.
  *
  * The GUID is read only once the wake-up source is ready, so no change
  * slips in between.

@@ -225,10 +225,11 @@ suite_docs() {
 # --- 5. real peers: Debian's Linux guests through QEMU's functional tests
 # tests/functional/ARCH/test_vmgenid.py: 6.1 on x86_64 pc/q35/microvm with
 # SeaBIOS and OVMF; 6.1 and 6.12 on aarch64 virt with AAVMF (ACPI) and
-# 6.12 booted directly (devicetree); 7.2 with vmclock on all of those. They build their guests from Debian
-# packages they declare as Assets, which QEMU's download cache must hold
-# (seed_assets): nothing is downloaded while they run. Their logs go
-# where meson would put them, build/qemu/tests/functional/ARCH/.
+# 6.12 booted directly (devicetree); 7.2 with vmclock on all of those.
+# They build their guests from Debian packages they declare as Assets,
+# which QEMU's download cache must hold (seed_assets): nothing is
+# downloaded while they run. Their logs go where meson would put them,
+# build/qemu/tests/functional/ARCH/.
 TEST_CACHE=$BUILD/test-cache      # QEMU_TEST_CACHE_DIR of the tests
 functional_env() {
     PYTHONPATH=$SRC/python:$SRC/tests/functional QEMU_BUILD_ROOT=$OBJ \
