@@ -134,10 +134,9 @@ class Bench:
         generation counter, whose page a restore updates too)."""
         tag = f'{build}/{kind}'
         name = f'bench-{build}-{kind}-{run}'
-        clock = ['-device', 'vmclock,vm-generation-counter=on'] if kind == 'vmclock' else []
-        device = lambda g: (['-device', f'vmgenid,guid={g}', *clock]
-                            if kind != 'nodev' else [])
         dev = kind != 'nodev'
+        clock = ['-device', 'vmclock,vm-generation-counter=on'] if kind == 'vmclock' else []
+        device = lambda g: ['-device', f'vmgenid,guid={g}', *clock] if dev else []
         state = self.work / f'{build}-{kind}.state'
         state.unlink(missing_ok=True)
 
@@ -266,9 +265,11 @@ class Bench:
                         if way == 'vmclock' and g.console.wait(
                                 GEN_LINE, mark, 10)[2].group(1) == gen:
                             raise GuestError(f'vm_generation_counter stayed {gen}')
-                        stop_watcher(g.console)
                     except Exception as e:  # noqa: BLE001
                         self.failed(f'Linux 7 {way}, run {run + 1}', e)
+                    finally:
+                        # Also after a failure, so the next run finds a shell.
+                        stop_watcher(g.console)
 
     # --- 3: libvirt 9.0 snapshot-revert against loadvm in its domain -----
     def virsh(self, *args, timeout=MIGRATE_TIMEOUT):

@@ -86,6 +86,7 @@ class VmGenIdTest(VmGenIdBase):
         self.kernel = self.deb_file(self.ASSET_KERNEL, self.KERNEL)
         self.initrd = self.build_initrd(self.ASSET_BUSYBOX)
         self.guest7 = None
+        self.linux7_vms = set()
 
     # ---------------------------------------------------------------- VMs
 
@@ -102,11 +103,13 @@ class VmGenIdTest(VmGenIdBase):
             kernel, initrd = self.linux7()
             clock = ('vmclock' if self.machine == 'microvm' else
                      'vmclock,vm-generation-counter=on')
-        return self.guest_vm(name, guid, kernel, initrd,
-                             f'console=ttyS0 quiet nopat {append}'.strip(),
-                             '256M',
-                             pflash=OVMF if firmware == 'ovmf' else None,
-                             extra=extra, incoming=incoming, clock=clock)
+        vm = self.guest_vm(name, guid, kernel, initrd,
+                           f'console=ttyS0 quiet nopat {append}'.strip(),
+                           '256M', pflash=OVMF if firmware == 'ovmf' else None,
+                           extra=extra, incoming=incoming, clock=clock)
+        if linux7:
+            self.linux7_vms.add(vm)
+        return vm
 
     def linux7(self):
         """Linux 7.2 and an initramfs with its ptp_vmclock module, made
@@ -149,7 +152,7 @@ class VmGenIdTest(VmGenIdBase):
 
     def driver(self, vm):
         # Linux 7's driver is a platform driver, bound to the ACPI device.
-        if vm in self.clocks:
+        if vm in self.linux7_vms:
             return '/sys/bus/platform/drivers/vmgenid', 'QEMUVGID:00'
         return DRIVER, 'QEMUVGID:00'
 
