@@ -265,7 +265,8 @@ apt_asset() {
     file=$(printf '%b' "${file//%/\\x}")     # the URL's %XX decoded
     pkg=${file%%_*} arch=${file##*_}
     arch=${arch%.deb}
-    for conf in "${APT_CONFIG:-}" "$(unstable_apt)"; do
+    for conf in "${APT_CONFIG:-}" unstable; do
+        [ "$conf" != unstable ] || conf=$(unstable_apt)
         version=$(APT_CONFIG=$conf apt-cache show "$pkg:$arch" 2>/dev/null |
             awk -v h="$hash" '/^Version: / { v = $2 }
                               $1 == "SHA256:" && $2 == h { print v; exit }')
