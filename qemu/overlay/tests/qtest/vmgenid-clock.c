@@ -56,12 +56,12 @@ static void save_state(Vm *vm, const char *path)
 }
 
 /*
- * Load @state, with the bytes after @pattern changed to @bad (if there is
- * a pattern), into a new QEMU with @args: the load fails, saying
+ * Load @state, with the bytes @off bytes into @pattern changed to @bad (if
+ * there is a pattern), into a new QEMU with @args: the load fails, saying
  * @expected.
  */
 static void assert_bad_state(const Machine *m, const char *state,
-                             const void *pattern, size_t len,
+                             const void *pattern, size_t len, size_t off,
                              const void *bad, size_t bad_len,
                              const char *args, const char *expected)
 {
@@ -82,7 +82,8 @@ static void assert_bad_state(const Machine *m, const char *state,
     }
     if (pattern) {
         g_assert_true(at + len <= data + size);
-        memcpy(at + len, bad, bad_len);
+        g_assert_true(at + off + bad_len <= data + size);
+        memcpy(at + off, bad, bad_len);
     }
     g_assert_true(g_file_set_contents(bad_path, data, size, NULL));
     vm = vm_start(&(Start){ m, BOOT_HALT, .args = more });
@@ -113,8 +114,9 @@ typedef struct {
  * for; then a load moves the counter and the marker when the guest runs
  * (not while it is stopped) and notifies it. Otherwise the page is
  * upstream's: flags 0, the marker moved at once by a load, no
- * notification. A stream with the page elsewhere, or a page that is not
- * a vmclock page, is refused.
+ * notification. A stream with the page elsewhere, a page that is not a
+ * vmclock page, or one of another version than the state names (as when
+ * the stream lost it), is refused.
  */
 static void test_vmclock(const void *opaque)
 {
@@ -132,6 +134,7 @@ static void test_vmclock(const void *opaque)
     const uint8_t page[] = { 'V', 'C', 'L', 'K', 0, m->kind == VIRT ? 0 : 0x10,
                              m->kind == VIRT, 0 };       /* size: 4 or 64 KiB */
     static const uint8_t far[8] = { 0, 0, 0, 1 }, version[2] = { 2 };
+    static const uint8_t zero[8];
     g_autofree char *msg = NULL;
     uint64_t counter[2];
     ClockPage snap, now;
@@ -167,22 +170,32 @@ static void test_vmclock(const void *opaque)
     }
     assert_clock_loaded(vm, &snap, gen);
 
+    clock_read(vm, &now);
     save_state(vm, state);
     vm_quit(vm);
     unlink(img);
     msg = g_strdup_printf("vmclock: the incoming state places the page at"
                           " 0x100000000, not at 0x%" PRIx64 " where this"
                           " machine has it", clock_page(m));
-    assert_bad_state(m, state, section, sizeof(section) - 1, far,
-                     sizeof(far), args, msg);
+    assert_bad_state(m, state, section, sizeof(section) - 1,
+                     sizeof(section) - 1, far, sizeof(far), args, msg);
     if (gen) {
         g_free(msg);
         msg = g_strdup_printf("vmclock: the incoming page is not a vmclock"
                               " page with the generation counter (magic"
                               " 0x4b4c4356, version 2, size %d, flags 0x300)",
                               m->kind == VIRT ? 65536 : 4096);
-        assert_bad_state(m, state, page, sizeof(page), version,
+        assert_bad_state(m, state, page, sizeof(page), 8, version,
                          sizeof(version), args, msg);
+        /* vm_generation_counter, at 104, as a fresh page has it */
+        g_free(msg);
+        msg = g_strdup_printf("vmclock: the incoming page is not the one the"
+                              " incoming state describes (seq_count %u,"
+                              " counter 0, not %u, %" PRIu64 "): the stream"
+                              " lost or damaged it", now.seq, now.seq,
+                              now.counter);
+        assert_bad_state(m, state, page, sizeof(page), 104, zero,
+                         sizeof(zero), args, msg);
     }
     /* Both ends must have the counter, or neither. */
     g_free(msg);
@@ -190,7 +203,7 @@ static void test_vmclock(const void *opaque)
                           " counter %s, this QEMU has it %s"
                           " (vm-generation-counter)", gen ? "on" : "off",
                           gen ? "off" : "on");
-    assert_bad_state(m, state, NULL, 0, NULL, 0, other, msg);
+    assert_bad_state(m, state, NULL, 0, 0, NULL, 0, other, msg);
     unlink(state);
 }
 
