@@ -22,6 +22,8 @@
 #include "migration/cpr.h"
 #include "migration/vmstate.h"
 #include "system/address-spaces.h"
+#include "system/hostmem.h"
+#include "system/numa.h"
 #include "system/runstate.h"
 #include "trace.h"
 
@@ -127,14 +129,23 @@ static uint64_t vmgenid_guid_addr(VmGenIdState *s)
     return ldq_le_p(s->vmgenid_addr_le);
 }
 
-/* Whether @mr is (part of) the machine's main RAM. */
+/*
+ * Whether @mr, a region that terminates a flat view, is the machine's main
+ * RAM or, with NUMA memdevs, one of the backends it is made of.
+ */
 static bool vmgenid_is_machine_ram(MemoryRegion *mr)
 {
-    MemoryRegion *ram = MACHINE(qdev_get_machine())->ram;
+    MachineState *ms = MACHINE(qdev_get_machine());
+    NumaState *numa = ms->numa_state;
+    int i;
 
-    /* With NUMA memdevs, the main RAM is a container of backends. */
-    for (; mr; mr = mr->container) {
-        if (mr == ram) {
+    if (mr == ms->ram) {
+        return true;
+    }
+    for (i = 0; numa && i < numa->num_nodes; i++) {
+        HostMemoryBackend *backend = numa->nodes[i].node_memdev;
+
+        if (backend && mr == host_memory_backend_get_memory(backend)) {
             return true;
         }
     }
@@ -147,19 +158,17 @@ static bool vmgenid_is_machine_ram(MemoryRegion *mr)
  */
 static bool vmgenid_in_excluded(VmGenIdState *s, uint64_t addr, uint64_t len)
 {
-    MemoryRegion *sub;
+    MemoryRegionSection sec;
 
-    if (!s->excluded) {
+    if (!s->excluded_mr) {
         return false;
     }
-    QTAILQ_FOREACH(sub, &s->excluded->subregions, subregions_link) {
-        uint64_t start = sub->addr, size = int128_get64(sub->size);
-
-        if (sub->enabled && addr < start + size && start < addr + len) {
-            return true;
-        }
+    sec = memory_region_find(s->excluded_mr, addr, len);
+    if (!sec.mr) {
+        return false;
     }
-    return false;
+    memory_region_unref(sec.mr);
+    return true;
 }
 
 /*
@@ -624,8 +633,19 @@ void vmgenid_use_dt(VmGenIdState *s)
 
 void vmgenid_exclude(VmGenIdState *s, MemoryRegion *mr, const char *why)
 {
-    s->excluded = mr;
+    s->excluded_mr = mr;
     s->excluded_why = why;
+}
+
+/*
+ * memory_region_find() looks only into an address space's view: give the
+ * excluded memory one of its own, which shows what of it is enabled.
+ */
+static void vmgenid_init_excluded(VmGenIdState *s)
+{
+    if (s->excluded_mr) {
+        address_space_init(&s->excluded, s->excluded_mr, "vmgenid-excluded");
+    }
 }
 
 /*
@@ -709,6 +729,7 @@ static void vmgenid_realize(DeviceState *dev, Error **errp)
     s->told_known = true;
     vmgenid_update_blob(s);
     vmgenid_boot_dt(s);
+    vmgenid_init_excluded(s);
 
     qemu_add_vm_change_state_handler(vmgenid_vm_state_change, s);
     s->suspend_notifier.notify = vmgenid_suspended;

@@ -15,6 +15,8 @@
 # boot, how they find the GUID and which interrupt tells them of a
 # change; this class does the rest.
 
+import fnmatch
+import json
 import lzma
 import os
 import re
@@ -44,6 +46,18 @@ VMCLOCK_DEV = '/dev/vmclock0'
 VMCLOCK_MAGIC = 0x4b4c4356
 VMCLOCK_SIZE = 112
 VMCLOCK_GEN_FLAGS = (1 << 8) | (1 << 9)   # counter, notification present
+
+# UEFI firmware: QEMU's own edk2 builds in pc-bios (code, and varstore
+# template), else what the firmware descriptors (docs/interop/firmware.json)
+# in these directories name.
+EDK2 = {'x86_64': ('edk2-x86_64-code.fd', 'edk2-i386-vars.fd'),
+        'aarch64': ('edk2-aarch64-code.fd', 'edk2-arm-vars.fd')}
+FIRMWARE_DIRS = (os.path.join(os.environ.get('XDG_CONFIG_HOME',
+                                             os.path.expanduser('~/.config')),
+                              'qemu', 'firmware'),
+                 '/etc/qemu/firmware', '/usr/share/qemu/firmware')
+# Descriptors with these features do not suit a test's plain boot.
+FIRMWARE_UNWANTED = {'secure-boot', 'enrolled-keys', 'requires-smm'}
 
 # What vmgenid --watch writes.
 WATCH = '/tmp/watch'
@@ -186,6 +200,48 @@ class VmGenIdBase(LinuxKernelTest):
         return path
 
     # ---------------------------------------------------------------- VMs
+
+    def uefi(self, machine_type):
+        """UEFI firmware in flash for this target and the versioned
+        machine_type: (code, varstore template).  QEMU's own edk2 build
+        where its pc-bios has one, else the first that the firmware
+        descriptors name; without either the test is skipped."""
+        own = tuple(self.build_file('pc-bios', f)
+                    for f in EDK2.get(self.arch, ()))
+        if own and all(os.path.exists(f) for f in own):
+            return own
+        for directory in FIRMWARE_DIRS:
+            if not os.path.isdir(directory):
+                continue
+            for name in sorted(os.listdir(directory)):
+                found = self.uefi_descriptor(os.path.join(directory, name),
+                                             machine_type)
+                if found:
+                    return found
+        return self.skipTest(f'no UEFI firmware for {self.arch}'
+                             f' {machine_type}: neither QEMU\'s pc-bios nor'
+                             f' a firmware descriptor has one')
+
+    def uefi_descriptor(self, path, machine_type):
+        """What the firmware descriptor at path gives for uefi(), or
+        None if it does not suit."""
+        try:
+            with open(path, encoding='utf-8') as f:
+                desc = json.load(f)
+            mapping = desc['mapping']
+            files = (mapping['executable']['filename'],
+                     mapping['nvram-template']['filename'])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        fits = any(t.get('architecture') == self.arch and
+                   any(fnmatch.fnmatch(machine_type, m)
+                       for m in t.get('machines', ()))
+                   for t in desc.get('targets', ()))
+        if (mapping.get('device') != 'flash' or not fits or
+                FIRMWARE_UNWANTED & set(desc.get('features', ())) or
+                not all(os.path.exists(f) for f in files)):
+            return None
+        return files
 
     def guest_vm(self, name, guid, kernel, initrd, append, memory,
                  pflash=None, extra=(), incoming=False, clock=None):

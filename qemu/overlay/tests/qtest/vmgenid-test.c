@@ -494,13 +494,20 @@ static void test_ssdt(const void *opaque)
 }
 
 /*
- * A UEFI firmware for @arch and machine type @type, from the firmware
- * descriptors where docs/interop/firmware.json has them: without secure
- * boot or SMM, code and varstore template in flash.
+ * A UEFI firmware for @arch and machine type @type, code and varstore
+ * template in flash: QEMU's own edk2 build where its pc-bios has one (the
+ * test runs in the build tree), else one from the firmware descriptors
+ * where docs/interop/firmware.json has them, without secure boot or SMM.
  */
 static bool find_uefi(const char *arch, const char *type, char **code,
                       char **vars)
 {
+    static const char *const own[][3] = {
+        { "x86_64", "pc-bios/edk2-x86_64-code.fd",
+          "pc-bios/edk2-i386-vars.fd" },
+        { "aarch64", "pc-bios/edk2-aarch64-code.fd",
+          "pc-bios/edk2-arm-vars.fd" },
+    };
     g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func(g_free);
     g_autofree char *xdg = g_build_filename(g_get_user_config_dir(), "qemu",
                                             "firmware", NULL);
@@ -508,6 +515,15 @@ static bool find_uefi(const char *arch, const char *type, char **code,
                            "/usr/share/qemu/firmware" };
     int i;
 
+    for (i = 0; i < ARRAY_SIZE(own); i++) {
+        if (!strcmp(arch, own[i][0]) &&
+            g_file_test(own[i][1], G_FILE_TEST_EXISTS) &&
+            g_file_test(own[i][2], G_FILE_TEST_EXISTS)) {
+            *code = g_strdup(own[i][1]);
+            *vars = g_strdup(own[i][2]);
+            return true;
+        }
+    }
     for (i = 0; i < ARRAY_SIZE(dirs); i++) {
         const char *dir = dirs[i];
         g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
@@ -828,10 +844,15 @@ static void fill(Vm *vm, GPtrArray *windows, uint64_t start, uint64_t len)
 static void test_hostile(const void *opaque)
 {
     const Machine *m = opaque;
+    /* Where it can, the main RAM is two NUMA nodes' backends. */
+    const bool numa = m->kind != MICROVM;
     g_autofree char *log = g_build_filename(tmp_dir, "hostile.log", NULL);
     g_autofree char *args = g_strdup_printf(
-        "-S -d guest_errors -D %s -device vmgenid,id=vg,guid=" GUID1 " %s",
-        log, m->kind != PC ? "" : "-device VGA,addr=05.0"
+        "-S -d guest_errors -D %s -device vmgenid,id=vg,guid=" GUID1 " %s%s",
+        log, !numa ? "" : "-object memory-backend-ram,id=n0,size=64M"
+        " -object memory-backend-ram,id=n1,size=64M"
+        " -numa node,memdev=n0 -numa node,memdev=n1 ",
+        m->kind != PC ? "" : "-device VGA,addr=05.0"
         " -object memory-backend-ram,id=vmem,size=128M"
         " -device virtio-mem-pci,memdev=vmem,requested-size=0");
     g_autoptr(GPtrArray) windows = g_ptr_array_new_with_free_func(
@@ -926,6 +947,10 @@ static void test_hostile(const void *opaque)
      */
     report_addr(vm, m->ram + 0x200028);
     assert_guest_guid(vm, m->ram + 0x200028, GUID1);
+    if (numa) {
+        report_addr(vm, m->ram + RAM_SIZE / 2 + 0x1028);
+        assert_guest_guid(vm, m->ram + RAM_SIZE / 2 + 0x1028, GUID1);
+    }
     if (m->kind == VIRT) {
         assert_guest_guid(vm, VIRT_DT_PAGE, GUID1);
     }

@@ -65,8 +65,9 @@ struct VmGenIdState {
     AcpiDeviceIf *acpi_dev; /* ACPI: the device that raises the event */
     bool acpi_gpe;          /* ... as GPE 5, handled by the SSDT's _E05 */
     bool dt;                /* devicetree: QEMU's own page, an interrupt */
-    MemoryRegion *excluded; /* enabled subregions: never the GUID's place */
+    MemoryRegion *excluded_mr; /* what of it is enabled: never the GUID's */
     const char *excluded_why;
+    AddressSpace excluded;  /* its view, for memory_region_find() */
 
     /* ACPI: a page the firmware places */
     GArray *page;           /* VMGENID_GUID_FW_CFG_FILE; NULL: no ACPI */
@@ -107,8 +108,8 @@ static inline VmGenIdState *vmgenid_find(void)
  * with the device's interrupt.
  *
  * vmgenid_exclude(): memory that the guest must never make QEMU write the
- * GUID to, such as SMRAM: every enabled subregion of @mr. @why says where
- * such an address is, for the log: "is in SMRAM".
+ * GUID to, such as SMRAM: whatever of @mr is enabled. @why says where such
+ * an address is, for the log: "is in SMRAM".
  */
 void vmgenid_use_acpi(VmGenIdState *s, AcpiDeviceIf *acpi_dev, bool gpe);
 void vmgenid_use_dt(VmGenIdState *s);

@@ -32,10 +32,8 @@ from vmgenid import ACCEL, VmGenIdBase, interrupt_count, new_guid
 
 CPU = 'cortex-a57' if ACCEL == 'tcg' else 'host'
 
-AAVMF = (os.environ.get('QEMU_TEST_VMGENID_AAVMF_CODE',
-                        '/usr/share/AAVMF/AAVMF_CODE.fd'),
-         os.environ.get('QEMU_TEST_VMGENID_AAVMF_VARS',
-                        '/usr/share/AAVMF/AAVMF_VARS.fd'))
+# The machine type a UEFI firmware (AAVMF) must be for.
+UEFI_TYPE = 'virt-10.2'
 
 DT = '/proc/device-tree'
 COMPATIBLE = 'microsoft,vmgenid'
@@ -138,7 +136,7 @@ class VmGenIdTest(VmGenIdBase):
                                             ' iomem=relaxed')
         vm = self.guest_vm(name, guid, self.kernel(kernel), self.initrd,
                            append, '512M',
-                           pflash=AAVMF if guest.acpi else None,
+                           pflash=self.uefi(UEFI_TYPE) if guest.acpi else None,
                            extra=extra, incoming=incoming,
                            clock='vmclock' if kernel == '7.2' else None)
         self.guests[vm] = guest
@@ -261,8 +259,7 @@ class VmGenIdTest(VmGenIdBase):
     def test_linux7_acpi(self):
         """Linux 7.2 through AAVMF, vmgenid and vmclock found through
         ACPI and told through the GED: check_generations."""
-        if not all(os.path.exists(f) for f in AAVMF):
-            self.skipTest(f'AAVMF not found: {", ".join(AAVMF)}')
+        self.uefi(UEFI_TYPE)
         vm = self.make_vm('default', 'auto', '7.2', ACPI_612,
                           extra=self.snapshot_drive('default'))
         self.launch(vm)
@@ -277,8 +274,7 @@ class VmGenIdTest(VmGenIdBase):
         notifies each, to the same value it does not (check_set); then
         the restores of check_restores.
         """
-        if not all(os.path.exists(f) for f in AAVMF):
-            self.skipTest(f'AAVMF not found: {", ".join(AAVMF)}')
+        self.uefi(UEFI_TYPE)
         fixed = new_guid()
         self.make_vm('default', fixed, '6.1', ACPI_61)
         self.make_vm('auto', 'auto', '6.12', ACPI_612)

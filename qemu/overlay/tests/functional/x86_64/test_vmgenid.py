@@ -28,7 +28,8 @@ from vmgenid import ACCEL, EVENT, NULL_GUID, VmGenIdBase
 from vmgenid import interrupt_count, new_guid
 
 
-OVMF = ('/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_VARS_4M.fd')
+# The machine type a UEFI firmware must be for (OVMF on q35).
+UEFI_TYPE = 'pc-q35-10.2'
 
 GPE = '/sys/firmware/acpi/interrupts/gpe05'
 GED_IRQ = 'ACPI:Ged'
@@ -105,7 +106,8 @@ class VmGenIdTest(VmGenIdBase):
                      'vmclock,vm-generation-counter=on')
         vm = self.guest_vm(name, guid, kernel, initrd,
                            f'console=ttyS0 quiet nopat {append}'.strip(),
-                           '256M', pflash=OVMF if firmware == 'ovmf' else None,
+                           '256M', pflash=(self.uefi(UEFI_TYPE)
+                                   if firmware == 'ovmf' else None),
                            extra=extra, incoming=incoming, clock=clock)
         if linux7:
             self.linux7_vms.add(vm)
@@ -232,8 +234,7 @@ class VmGenIdTest(VmGenIdBase):
         self.check_boot_and_restore('seabios', loadvm=True)
 
     def test_q35_ovmf(self):
-        if not all(os.path.exists(f) for f in OVMF):
-            self.skipTest(f'OVMF not found: {", ".join(OVMF)}')
+        self.uefi(UEFI_TYPE)
         self.set_machine('q35')
         # OVMF puts the GUID in ACPI NVS, which a strict /dev/mem refuses.
         self.check_boot_and_restore('ovmf', 'iomem=relaxed',
@@ -451,8 +452,7 @@ class VmGenIdTest(VmGenIdBase):
         self.check_s3_reset('seabios', '', 'PIIX4_PM.disable_s3=0')
 
     def test_s3_reset_q35(self):
-        if not all(os.path.exists(f) for f in OVMF):
-            self.skipTest(f'OVMF not found: {", ".join(OVMF)}')
+        self.uefi(UEFI_TYPE)
         self.set_machine('q35')
         # OVMF: SeaBIOS cannot take q35 out of S3 (see test_q35_seabios).
         self.check_s3_reset('ovmf', 'iomem=relaxed', 'ICH9-LPC.disable_s3=0')
