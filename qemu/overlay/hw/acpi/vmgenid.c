@@ -152,23 +152,29 @@ static bool vmgenid_is_machine_ram(MemoryRegion *mr)
     return false;
 }
 
+/* Whether the excluded memory has something enabled at @addr. */
+static bool vmgenid_excluded_at(VmGenIdState *s, hwaddr addr)
+{
+    hwaddr xlat, len = 1;
+    MemoryRegion *mr;
+
+    RCU_READ_LOCK_GUARD();
+    mr = address_space_translate(&s->excluded, addr, &xlat, &len, false,
+                                 MEMTXATTRS_UNSPECIFIED);
+    return memory_region_is_ram(mr);
+}
+
 /*
  * Whether [@addr, @addr + @len) meets memory the front-end excluded, such
- * as SMRAM, which plain RAM may back while the firmware has it open.
+ * as SMRAM, which plain RAM may back while the firmware has it open. Its
+ * windows are whole pages, so the two ends of a GUID tell. Only in the
+ * excluded memory's own address space: it may be a subregion of others,
+ * as of KVM's SMM address space, which shows all of system memory too.
  */
 static bool vmgenid_in_excluded(VmGenIdState *s, uint64_t addr, uint64_t len)
 {
-    MemoryRegionSection sec;
-
-    if (!s->excluded_mr) {
-        return false;
-    }
-    sec = memory_region_find(s->excluded_mr, addr, len);
-    if (!sec.mr) {
-        return false;
-    }
-    memory_region_unref(sec.mr);
-    return true;
+    return s->excluded_mr && (vmgenid_excluded_at(s, addr) ||
+                              vmgenid_excluded_at(s, addr + len - 1));
 }
 
 /*
@@ -637,10 +643,7 @@ void vmgenid_exclude(VmGenIdState *s, MemoryRegion *mr, const char *why)
     s->excluded_why = why;
 }
 
-/*
- * memory_region_find() looks only into an address space's view: give the
- * excluded memory one of its own, which shows what of it is enabled.
- */
+/* The excluded memory's own view, which shows what of it is enabled. */
 static void vmgenid_init_excluded(VmGenIdState *s)
 {
     if (s->excluded_mr) {

@@ -207,6 +207,75 @@ static void test_vmclock(const void *opaque)
     unlink(state);
 }
 
+/*
+ * cpr-transfer: the destination shares the page (as all RAM) with its
+ * source, which must not find it reset when the destination starts. Given
+ * the GUID the guest was last told of, the guest goes on in its
+ * generation: the counter stays the source's, and the load shows as one
+ * disruption once it runs.
+ */
+static void test_cpr_transfer(const void *opaque)
+{
+    const Machine *m = opaque;
+    const uint64_t addr = m->ram + 0x200028;
+    g_autofree char *cpr = g_build_filename(tmp_dir, "cpr.sock", NULL);
+    g_autofree char *mig = g_build_filename(tmp_dir, "cpr-main.sock", NULL);
+    g_autofree char *args = NULL, *to = NULL, *end = NULL, *guid = NULL;
+    ClockPage before, after;
+    Vm *src, *dst;
+    int fd;
+
+    args = g_strdup_printf("-machine aux-ram-share=on,memory-backend=ram0"
+                           " -object memory-backend-memfd,id=ram0,size=128M,"
+                           "share=on -device vmclock%s -device vmgenid,guid=",
+                           m->kind == PC ? ",vm-generation-counter=on" : "");
+    to = g_strdup_printf("%s" GUID1, args);
+    src = vm_start(&(Start){ m, BOOT_HALT, .args = to });
+    notify_setup(src);
+    report_addr(src, addr);
+    qtest_qmp_assert_success(src->qts, "{'execute': 'set-vm-generation-id',"
+                             " 'arguments': {'guid': %s}}", GUID2);
+    clock_read(src, &before);
+    g_assert_cmpuint(before.counter, >, 0);
+
+    fd = qtest_socket_server(cpr);
+    g_assert_cmpint(fd, >=, 0);
+    g_free(to);
+    to = g_strdup_printf("%s" GUID2 " -incoming cpr,addr.transport=socket,"
+                         "addr.type=fd,addr.str=%d -incoming unix:%s", args,
+                         fd, mig);
+    dst = vm_start(&(Start){ m, BOOT_HALT, .args = to, .later = true });
+    close(fd);
+    qtest_qmp_assert_success(src->qts, "{'execute': 'migrate-set-parameters',"
+                             " 'arguments': {'mode': 'cpr-transfer'}}");
+    qtest_qmp_assert_success(src->qts, "{'execute': 'migrate', 'arguments':"
+        " {'channels': [{'channel-type': 'main', 'addr': {"
+        "   'transport': 'socket', 'type': 'unix', 'path': %s}},"
+        "  {'channel-type': 'cpr', 'addr': {"
+        "   'transport': 'socket', 'type': 'unix', 'path': %s}}]}}",
+        mig, cpr);
+    qtest_connect(dst->qts);
+    qtest_qmp_handshake(dst->qts, NULL);
+    end = vm_wait(src, NULL, NULL);
+    g_assert_cmpstr(end, ==, "completed");
+    g_free(end);
+    end = vm_wait(dst, NULL, "inmigrate");
+    g_assert_cmpstr(end, ==, "running");
+
+    clock_read(dst, &after);
+    g_assert_cmphex(after.magic, ==, CLOCK_MAGIC);
+    g_assert_cmpuint(after.counter, ==, before.counter);
+    g_assert_cmpuint(after.marker, ==, before.marker + 1);
+    g_assert_cmpuint(after.seq, ==, before.seq + 2);
+    guid = guest_guid(dst->qts, addr);
+    g_assert_cmpstr(guid, ==, GUID2);
+    g_assert_cmpint(dst->changes, ==, 0);
+    vm_quit(dst);
+    vm_quit(src);
+    unlink(cpr);
+    unlink(mig);
+}
+
 void clock_add_cases(const Machine *m)
 {
     int on;
@@ -218,4 +287,5 @@ void clock_add_cases(const Machine *m)
         add_case(m, on ? "vmclock/counter-on" : "vmclock/default", t,
                  test_vmclock);
     }
+    add_case(m, "vmclock/cpr-transfer", m, test_cpr_transfer);
 }

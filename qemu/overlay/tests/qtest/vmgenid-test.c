@@ -103,9 +103,6 @@ static const Refusal refusals[] = {
                         " (4 bytes at offset %d); ignoring it\n"
 #define NOT_RAM         "is not in the machine's RAM"
 
-#define GUID1 "324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87"
-#define GUID2 "f2d0a8c6-5b2e-4e7f-9a31-0c4d6e8b7a15"
-
 #define UPSTREAM    "VMGENID_TEST_UPSTREAM_QEMU"
 
 static const Machine machines[] = {

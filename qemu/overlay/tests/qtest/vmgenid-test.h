@@ -18,6 +18,8 @@
 
 #define ERR_REMOVE      "the vmgenid device cannot be removed"
 #define NIL_GUID        "00000000-0000-0000-0000-000000000000"
+#define GUID1           "324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87"
+#define GUID2           "f2d0a8c6-5b2e-4e7f-9a31-0c4d6e8b7a15"
 #define UUID_TEXT       37
 #define GUID_OFFSET     40          /* from the start of the page */
 #define RAM_SIZE        (128 * 1024 * 1024)
@@ -85,6 +87,7 @@ typedef struct {
     const char *mem;            /* -m; NULL: 128M */
     const char *code, *vars;    /* UEFI firmware */
     const char *args;
+    bool later;                 /* connect once a cpr-transfer began */
 } Start;
 
 extern char *tmp_dir;           /* scratch files of the whole run */

@@ -102,7 +102,7 @@ Vm *vm_start(const Start *s)
     vm->m = m;
     vm->seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     vm->qts = qtest_init_ext(s->var ?: "QTEST_QEMU_BINARY", cmd->str, NULL,
-                             true);
+                             !s->later);
     qtest_qmp_set_event_callback(vm->qts, on_event, vm);
     return vm;
 }

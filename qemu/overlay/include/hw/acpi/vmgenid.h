@@ -67,7 +67,7 @@ struct VmGenIdState {
     bool dt;                /* devicetree: QEMU's own page, an interrupt */
     MemoryRegion *excluded_mr; /* what of it is enabled: never the GUID's */
     const char *excluded_why;
-    AddressSpace excluded;  /* its view, for memory_region_find() */
+    AddressSpace excluded;  /* its view, to look addresses up in */
 
     /* ACPI: a page the firmware places */
     GArray *page;           /* VMGENID_GUID_FW_CFG_FILE; NULL: no ACPI */
