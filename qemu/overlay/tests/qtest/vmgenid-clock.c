@@ -3,7 +3,8 @@
  *
  * vmclock's page without a vmgenid device: its generation counter's
  * default on each machine, what a load shows the guest and when, and the
- * streams a destination refuses. With vmgenid, vmgenid-seq.c checks the
+ * streams a destination refuses; and a cpr-transfer, whose destination
+ * shares the page with its source. With vmgenid, vmgenid-seq.c checks the
  * page after every step of its sequences.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
