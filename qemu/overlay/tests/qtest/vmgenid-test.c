@@ -91,6 +91,12 @@ static const Refusal refusals[] = {
       ERR_CLOCK_NOTIFY },
     { "vmclock/counter-isapc", "isapc", NULL,
       "-M isapc -device vmclock,vm-generation-counter=on", ERR_CLOCK_NOTIFY },
+    { "vmclock/counter-confidential", "q35", NULL,
+      "-M q35,confidential-guest-support=sev0"
+      " -object sev-guest,id=sev0,cbitpos=47,reduced-phys-bits=1"
+      " -device vmclock,vm-generation-counter=on",
+      "vmclock: the generation counter cannot work with confidential guest"
+      " support: QEMU cannot keep the page read-only for the guest" },
     { "vmclock/bad-value", "q35", NULL,
       "-M q35 -device vmclock,vm-generation-counter=maybe",
       "Parameter 'vm-generation-counter' does not accept value 'maybe'" },
