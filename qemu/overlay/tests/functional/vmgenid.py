@@ -359,16 +359,22 @@ class VmGenIdBase(LinuxKernelTest):
         self.assertIsNotNone(found, f'{self.names[vm]}: cannot read the '
                              f'count of {signal} and of the '
                              f'add_vmfork_randomness kprobe: {out}')
-        counter = None
-        if vm in self.clocks:
-            counter = int.from_bytes(self.clock_page(vm)[104:112], 'little')
+        counter = self.mapped_counter(vm) if vm in self.clocks else None
         return Notices(signal, int(found.group(1)), int(found.group(2)),
                        counter, int(found.group(3)))
 
+    def mapped_counter(self, vm):
+        """vm_generation_counter as a guest process that maps
+        /dev/vmclock0 with mmap reads it (vmgenid --counter)."""
+        out = self.guest_ok(vm, 'vmgenid --counter').strip()
+        self.assertRegex(out, r'^0x[0-9a-f]{16}$', f'{self.names[vm]}: '
+                         f'vmgenid --counter printed {out!r}')
+        return int(out, 16)
+
     def clock_page(self, vm):
-        """The vmclock page as any process of the guest reads it from
-        /dev/vmclock0 (ptp_vmclock copies it out by its seq_count
-        protocol, the same page it maps with mmap)."""
+        """The vmclock page as a guest process reads it from
+        /dev/vmclock0 with read() (ptp_vmclock copies it out by its
+        seq_count protocol)."""
         out = self.guest_ok(vm, f'od -An -tx1 -v -N {VMCLOCK_SIZE} '
                             f'{VMCLOCK_DEV}')
         page = bytes.fromhex(''.join(out.split()))
@@ -390,6 +396,11 @@ class VmGenIdBase(LinuxKernelTest):
         self.assertEqual(flags & VMCLOCK_GEN_FLAGS, VMCLOCK_GEN_FLAGS,
                          f'{what}: vmclock flags {flags:#x} lack the '
                          'generation counter or the notification')
+        # Both ways into the page show the same generation.
+        counter = int.from_bytes(page[104:112], 'little')
+        self.assertEqual(self.mapped_counter(vm), counter,
+                         f'{what}: vm_generation_counter through mmap '
+                         'differs from read()')
 
     def start_watch(self, vm, what):
         """vmgenid --watch in the background of the guest, printing to
@@ -699,9 +710,10 @@ class VmGenIdBase(LinuxKernelTest):
         ptp_vmclock are bound and /dev/vmclock0 has the counter.  With
         vmgenid --watch waiting in poll() on /dev/vmclock0 throughout,
         set-vm-generation-id, loadvm and a restore each give the guest a
-        new GUID, move vm_generation_counter, notify it and wake the
-        watch; the same GUID set again moves nothing.  incoming(name,
-        guid, like) starts a QEMU that waits for the state of the VM like.
+        new GUID, move vm_generation_counter (as a process that maps
+        /dev/vmclock0 reads it), notify it and wake the watch; the same
+        GUID set again moves nothing.  incoming(name, guid, like) starts a
+        QEMU that waits for the state of the VM like.
         """
         self.assert_driver_bound(vm)
         self.assert_vmclock(vm, what)
