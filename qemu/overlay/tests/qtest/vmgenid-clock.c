@@ -107,6 +107,7 @@ static void assert_bad_state(const Machine *m, const char *state,
 typedef struct {
     const Machine *m;
     bool on;                    /* vm-generation-counter=on */
+    bool from_none;             /* cpr-transfer from a source without one */
 } ClockTest;
 
 /*
@@ -213,38 +214,44 @@ static void test_vmclock(const void *opaque)
  * source, which must not find it reset when the destination starts. Given
  * the GUID the guest was last told of, the guest goes on in its
  * generation: the counter stays the source's, and the load shows as one
- * disruption once it runs.
+ * disruption once it runs. With @opaque's from_none, the source has no
+ * vmclock: the destination's page is a new one, set up as at any start.
  */
 static void test_cpr_transfer(const void *opaque)
 {
-    const Machine *m = opaque;
+    const ClockTest *t = opaque;
+    const Machine *m = t->m;
     const uint64_t addr = m->ram + 0x200028;
     g_autofree char *cpr = g_build_filename(tmp_dir, "cpr.sock", NULL);
     g_autofree char *mig = g_build_filename(tmp_dir, "cpr-main.sock", NULL);
-    g_autofree char *args = NULL, *to = NULL, *end = NULL, *guid = NULL;
+    g_autofree char *args = NULL, *clock = NULL, *to = NULL, *end = NULL;
+    g_autofree char *guid = NULL;
     ClockPage before, after;
     Vm *src, *dst;
     int fd;
 
-    args = g_strdup_printf("-machine aux-ram-share=on,memory-backend=ram0"
-                           " -object memory-backend-memfd,id=ram0,size=128M,"
-                           "share=on -device vmclock%s -device vmgenid,guid=",
-                           m->kind == PC ? ",vm-generation-counter=on" : "");
-    to = g_strdup_printf("%s" GUID1, args);
+    args = g_strdup("-machine aux-ram-share=on,memory-backend=ram0"
+                    " -object memory-backend-memfd,id=ram0,size=128M,"
+                    "share=on -device vmgenid,guid=");
+    clock = g_strdup_printf(" -device vmclock%s",
+                            m->kind == PC ? ",vm-generation-counter=on" : "");
+    to = g_strdup_printf("%s" GUID1 "%s", args, t->from_none ? "" : clock);
     src = vm_start(&(Start){ m, BOOT_HALT, .args = to });
     notify_setup(src);
     report_addr(src, addr);
     qtest_qmp_assert_success(src->qts, "{'execute': 'set-vm-generation-id',"
                              " 'arguments': {'guid': %s}}", GUID2);
-    clock_read(src, &before);
-    g_assert_cmpuint(before.counter, >, 0);
+    if (!t->from_none) {
+        clock_read(src, &before);
+        g_assert_cmpuint(before.counter, >, 0);
+    }
 
     fd = qtest_socket_server(cpr);
     g_assert_cmpint(fd, >=, 0);
     g_free(to);
-    to = g_strdup_printf("%s" GUID2 " -incoming cpr,addr.transport=socket,"
+    to = g_strdup_printf("%s" GUID2 "%s -incoming cpr,addr.transport=socket,"
                          "addr.type=fd,addr.str=%d -incoming unix:%s", args,
-                         fd, mig);
+                         clock, fd, mig);
     dst = vm_start(&(Start){ m, BOOT_HALT, .args = to, .later = true });
     close(fd);
     qtest_qmp_assert_success(src->qts, "{'execute': 'migrate-set-parameters',"
@@ -265,9 +272,11 @@ static void test_cpr_transfer(const void *opaque)
 
     clock_read(dst, &after);
     g_assert_cmphex(after.magic, ==, CLOCK_MAGIC);
-    g_assert_cmpuint(after.counter, ==, before.counter);
-    g_assert_cmpuint(after.marker, ==, before.marker + 1);
-    g_assert_cmpuint(after.seq, ==, before.seq + 2);
+    if (!t->from_none) {
+        g_assert_cmpuint(after.counter, ==, before.counter);
+        g_assert_cmpuint(after.marker, ==, before.marker + 1);
+        g_assert_cmpuint(after.seq, ==, before.seq + 2);
+    }
     guid = guest_guid(dst->qts, addr);
     g_assert_cmpstr(guid, ==, GUID2);
     g_assert_cmpint(dst->changes, ==, 0);
@@ -288,5 +297,11 @@ void clock_add_cases(const Machine *m)
         add_case(m, on ? "vmclock/counter-on" : "vmclock/default", t,
                  test_vmclock);
     }
-    add_case(m, "vmclock/cpr-transfer", m, test_cpr_transfer);
+    for (on = 0; on <= 1; on++) {
+        ClockTest *t = g_new(ClockTest, 1);
+
+        *t = (ClockTest) { m, .from_none = on };
+        add_case(m, on ? "vmclock/cpr-transfer-from-none" :
+                 "vmclock/cpr-transfer", t, test_cpr_transfer);
+    }
 }
